@@ -1,0 +1,75 @@
+# Two commands matter: `make synth` and `make test`. Everything else is a helper.
+# Each target installs what it needs into the repo (.venv, node_modules) on first use.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV      := .venv
+PY        := $(VENV)/bin/python
+UV        := $(VENV)/bin/uv
+CDK       := node_modules/.bin/cdk
+PY_STAMP  := $(VENV)/.installed
+JS_STAMP  := node_modules/.installed
+TEST_OUT  := .cache/test.out
+ENV       ?=
+
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help setup synth test lint typecheck unit cfn-lint demo bench deploy diff bootstrap clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(PY_STAMP): requirements/dev.lock constructs/pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==0.13.8
+	$(UV) pip install --quiet --python $(PY) -r requirements/dev.lock
+	$(UV) pip install --quiet --python $(PY) --no-deps --no-build-isolation -e ./constructs
+	touch $@
+
+$(JS_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(PY_STAMP) $(JS_STAMP) ## install Python and node dependencies into the repo
+
+synth: setup ## synthesize every environment (or ENV=name) into cdk.out/
+	rm -rf cdk.out
+	$(CDK) synth --quiet $(if $(ENV),-c env=$(ENV)) >/dev/null
+	$(PY) tools/synth_summary.py cdk.out
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+unit: setup
+	CDK_TEST_OUTDIR=$(TEST_OUT) $(PY) -m pytest
+
+cfn-lint: unit
+	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- $(TEST_OUT)/assembly-*/*.template.json
+
+test: lint typecheck unit cfn-lint ## the whole gate: ruff, mypy, pytest, cfn-lint
+
+demo: setup ## run the sample app locally and watch its traces (no AWS, no Docker)
+	$(PY) tools/demo.py
+
+bench: setup ## benchmarks: synth and test wall time, sample app throughput
+	$(PY) bench/synth_bench.py
+	$(PY) bench/app_throughput.py
+
+bootstrap: setup ## cdk bootstrap the account/region of your AWS credentials
+	$(CDK) bootstrap
+
+diff: setup ## cdk diff ENV=name
+	@test -n "$(ENV)" || { echo "usage: make diff ENV=<name from cdk.json>"; exit 2; }
+	$(CDK) diff -c env=$(ENV) '$(ENV)/*'
+
+deploy: setup ## cdk deploy ENV=name (all stacks of that environment)
+	@test -n "$(ENV)" || { echo "usage: make deploy ENV=<name from cdk.json>"; exit 2; }
+	$(CDK) deploy -c env=$(ENV) '$(ENV)/*' --require-approval broadening
+
+clean: ## remove build output (keeps .venv and node_modules)
+	rm -rf cdk.out .cache build dist constructs/dist
