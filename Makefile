@@ -14,6 +14,8 @@ ENV       ?=
 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
+# cdk.json runs `python3 app.py`: the venv must come first on PATH.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help setup synth test lint typecheck unit cfn-lint demo bench deploy diff bootstrap clean
 

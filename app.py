@@ -1,0 +1,40 @@
+#!/usr/bin/env python3
+"""CDK entry point: validate cdk.json's environments, build one stage per environment.
+
+`-c env=NAME` selects one environment; by default every environment is synthesized.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from aws_cdk import App
+
+from stacks.app_builder import build_app
+from stacks.config import ConfigError, load_environments
+from traced_fargate.errors import InvalidPropsError
+
+
+def main() -> int:
+    app = App()
+    try:
+        environments = load_environments(
+            app.node.try_get_context("environments"), app.node.try_get_context("env")
+        )
+        build_app(app, environments)
+    except (ConfigError, InvalidPropsError) as error:
+        print(error, file=sys.stderr)
+        return 1
+    try:
+        app.synth()
+    except RuntimeError as error:
+        # cdk-nag findings: CDK has already printed the validation report.
+        if "ValidationFailed" not in str(error):
+            raise
+        print(str(error).splitlines()[0], file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

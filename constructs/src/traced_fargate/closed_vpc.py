@@ -1,0 +1,224 @@
+"""A VPC with no path to or from the internet: isolated subnets reaching AWS through endpoints."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+from aws_cdk import ArnFormat, RemovalPolicy, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from traced_fargate.errors import raise_if_problems
+
+DEFAULT_INTERFACE_ENDPOINTS: tuple[ec2.InterfaceVpcEndpointAwsService, ...] = (
+    ec2.InterfaceVpcEndpointAwsService.ECR,
+    ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
+    ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
+    ec2.InterfaceVpcEndpointAwsService.XRAY,
+    ec2.InterfaceVpcEndpointAwsService.SSM,
+    ec2.InterfaceVpcEndpointAwsService.SSM_MESSAGES,
+    ec2.InterfaceVpcEndpointAwsService.EC2_MESSAGES,
+    ec2.InterfaceVpcEndpointAwsService.CLOUDFORMATION,
+)
+"""ECR (image pulls), logs, X-Ray, Session Manager, and CloudFormation (cfn-signal)."""
+
+MAX_AZS = 6
+SPARE_CIDR_PREFIX = 28
+
+
+class ClosedVpc(Construct):
+    """A VPC of isolated subnets only, with the endpoints a Fargate service and an
+    SSM-managed instance need, flow logs, and a restricted default security group.
+
+    Nothing in it routes to an internet gateway. The upper end of the address range is
+    left unused (:attr:`spare_cidr`) so that a setup-time egress path can be added and
+    removed without touching the subnets CloudFormation manages.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        cidr: str = "10.0.0.0/16",
+        max_azs: int = 2,
+        interface_endpoints: Sequence[ec2.InterfaceVpcEndpointAwsService] = (
+            DEFAULT_INTERFACE_ENDPOINTS
+        ),
+        additional_interface_endpoints: Sequence[ec2.InterfaceVpcEndpointAwsService] = (),
+        additional_s3_object_arns: Sequence[str] = (),
+        flow_log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
+        encryption_key: kms.IKey | None = None,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+    ) -> None:
+        """
+        :param cidr: IPv4 range of the VPC, /16 to /24. Default: 10.0.0.0/16.
+        :param max_azs: availability zones to spread the subnets over, 2 to 6 (fewer if the
+            region has fewer). Default: 2.
+        :param interface_endpoints: interface endpoints to create, with private DNS.
+            Default: :data:`DEFAULT_INTERFACE_ENDPOINTS`.
+        :param additional_interface_endpoints: endpoints added to ``interface_endpoints``,
+            for workloads that call more AWS services. Default: none.
+        :param additional_s3_object_arns: S3 object ARNs (``arn:aws:s3:::bucket/*``) the S3
+            gateway endpoint also allows reading. Default: only ECR's layer bucket and the
+            Amazon Linux 2023 package repositories.
+        :param flow_log_retention: how long flow logs are kept. Default: one year.
+        :param encryption_key: KMS key for the flow log group. Default: a new key with
+            rotation, owned by this construct.
+        :param removal_policy: applies to the flow log group and the key created here.
+            Default: RETAIN.
+        """
+        super().__init__(scope, construct_id)
+        problems: list[str] = []
+        network = _parse_cidr(cidr, problems)
+        if not 2 <= max_azs <= MAX_AZS:
+            problems.append(f"max_azs: {max_azs} is not allowed; expected 2 to {MAX_AZS}")
+        raise_if_problems(self.node.path, problems)
+        assert network is not None
+
+        self.vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            ip_addresses=ec2.IpAddresses.cidr(cidr),
+            max_azs=max_azs,
+            nat_gateways=0,
+            # Eight slots: up to six AZs, and the last slot keeps the spare block.
+            subnet_configuration=[
+                ec2.SubnetConfiguration(
+                    name="Workload",
+                    subnet_type=ec2.SubnetType.PRIVATE_ISOLATED,
+                    cidr_mask=network.prefixlen + 3,
+                )
+            ],
+            restrict_default_security_group=True,
+        )
+        self.workload_subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+        last_block = ipaddress.IPv4Network(
+            (int(network.broadcast_address) - 2 ** (32 - SPARE_CIDR_PREFIX) + 1, SPARE_CIDR_PREFIX)
+        )
+        self.spare_cidr: str = str(last_block)
+
+        self.encryption_key: kms.IKey = encryption_key or self._flow_log_key(removal_policy)
+        self.flow_log_group = logs.LogGroup(
+            self,
+            "FlowLogGroup",
+            retention=flow_log_retention,
+            encryption_key=self.encryption_key,
+            removal_policy=removal_policy,
+        )
+        self.vpc.add_flow_log(
+            "FlowLog",
+            destination=ec2.FlowLogDestination.to_cloud_watch_logs(self.flow_log_group),
+            traffic_type=ec2.FlowLogTrafficType.ALL,
+        )
+
+        self.endpoint_security_group = ec2.SecurityGroup(
+            self,
+            "EndpointSecurityGroup",
+            vpc=self.vpc,
+            description="Interface endpoints: HTTPS from granted workloads only",
+            allow_all_outbound=False,
+        )
+        self.interface_endpoints: dict[str, ec2.InterfaceVpcEndpoint] = {}
+        for service in [*interface_endpoints, *additional_interface_endpoints]:
+            short_name = service.short_name
+            if short_name in self.interface_endpoints:
+                continue
+            self.interface_endpoints[short_name] = self.vpc.add_interface_endpoint(
+                _endpoint_id(short_name),
+                service=service,
+                private_dns_enabled=True,
+                subnets=self.workload_subnets,
+                security_groups=[self.endpoint_security_group],
+                open=False,
+            )
+
+        stack = Stack.of(self)
+
+        def s3_objects(bucket: str) -> str:
+            return f"arn:{stack.partition}:s3:::{bucket}/*"
+
+        self.s3_endpoint = self.vpc.add_gateway_endpoint(
+            "S3Endpoint",
+            service=ec2.GatewayVpcEndpointAwsService.S3,
+            subnets=[self.workload_subnets],
+        )
+        self.s3_endpoint.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadImageLayersAndOsPackages",
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:GetObject"],
+                resources=[
+                    s3_objects(f"prod-{stack.region}-starport-layer-bucket"),
+                    s3_objects(f"al2023-repos-{stack.region}-de612dc2"),
+                    *additional_s3_object_arns,
+                ],
+            )
+        )
+
+    @property
+    def workload_route_table_ids(self) -> list[str]:
+        """Route tables of the isolated subnets, in AZ order."""
+        return [s.route_table.route_table_id for s in self.vpc.isolated_subnets]
+
+    def allow_endpoints_from(self, peer: ec2.IConnectable, description: str = "") -> None:
+        """Open HTTPS on every interface endpoint to ``peer`` (and only to it)."""
+        self.endpoint_security_group.connections.allow_from(
+            peer, ec2.Port.tcp(443), description or "HTTPS to the interface endpoints"
+        )
+
+    def _flow_log_key(self, removal_policy: RemovalPolicy) -> kms.Key:
+        key = kms.Key(
+            self,
+            "FlowLogKey",
+            description="Encrypts the VPC flow log group",
+            enable_key_rotation=True,
+            removal_policy=removal_policy,
+        )
+        stack = Stack.of(self)
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchLogsOfThisAccount",
+                principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+                actions=[
+                    "kms:Encrypt*",
+                    "kms:Decrypt*",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:Describe*",
+                ],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
+                            service="logs",
+                            resource="log-group",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    }
+                },
+            )
+        )
+        return key
+
+
+def _parse_cidr(cidr: str, problems: list[str]) -> ipaddress.IPv4Network | None:
+    try:
+        network = ipaddress.IPv4Network(cidr, strict=True)
+    except ValueError:
+        problems.append(f"cidr: {cidr!r} is not allowed; expected an IPv4 CIDR block")
+        return None
+    if not 16 <= network.prefixlen <= 24:
+        problems.append(f"cidr: {cidr!r} is not allowed; expected a prefix length from /16 to /24")
+    return network
+
+
+def _endpoint_id(short_name: str) -> str:
+    return "".join(part.capitalize() for part in short_name.replace(".", "-").split("-")) + (
+        "Endpoint"
+    )

@@ -1,0 +1,1 @@
+"""The traced-fargate deployment: per-environment stacks composed from the construct library."""

@@ -1,0 +1,297 @@
+"""Per-environment configuration: one typed, frozen model read once from cdk.json.
+
+`cdk.json` holds ``context.environments``: a mapping of environment name to its settings.
+Every section and key is optional except where noted; omitted keys take the defaults below.
+:func:`load_environments` validates everything at once and raises :class:`ConfigError`
+with one line per problem, each naming the environment, the key, the bad value and what
+is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aws_cdk import aws_logs as logs
+from aws_cdk import region_info
+
+from traced_fargate.fargate_sizes import fargate_size_problem
+
+ENV_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+ACCOUNT = re.compile(r"^\d{12}$")
+# ECR pull-through-cache prefix rules: lowercase, 2-30 chars, separators inside.
+CACHE_PREFIX = re.compile(r"^(?=.{2,30}$)[a-z0-9]+(?:[._/-][a-z0-9]+)*$")
+INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+# The values CloudWatch Logs accepts for retentionInDays, and their CDK names.
+_RETENTION_NAMES = {
+    1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS",
+    30: "ONE_MONTH", 60: "TWO_MONTHS", 90: "THREE_MONTHS", 120: "FOUR_MONTHS",
+    150: "FIVE_MONTHS", 180: "SIX_MONTHS", 365: "ONE_YEAR", 400: "THIRTEEN_MONTHS",
+    545: "EIGHTEEN_MONTHS", 731: "TWO_YEARS", 1096: "THREE_YEARS", 1827: "FIVE_YEARS",
+    2192: "SIX_YEARS", 2557: "SEVEN_YEARS", 2922: "EIGHT_YEARS", 3288: "NINE_YEARS",
+    3653: "TEN_YEARS",
+}  # fmt: skip
+LOG_RETENTION_DAYS = tuple(_RETENTION_NAMES)
+
+
+def retention(days: int) -> logs.RetentionDays:
+    """The RetentionDays member for a number of days the model already validated."""
+    return logs.RetentionDays[_RETENTION_NAMES[days]]
+
+
+TracingMode = Literal["xray-daemon", "adot-collector"]
+EgressMode = Literal["temporary", "none"]
+
+Check = Callable[[Any], str | None]
+"""Returns None when the value is acceptable, else a phrase saying what is allowed."""
+
+
+def _check(check: Check) -> dict[str, Check]:
+    return {"check": check}
+
+
+def _int_between(low: int, high: int) -> Check:
+    return lambda v: None if low <= v <= high else f"an integer from {low} to {high}"
+
+
+def _one_of_ints(values: tuple[int, ...]) -> Check:
+    return lambda v: None if v in values else f"one of {', '.join(map(str, values))}"
+
+
+def _matches(pattern: re.Pattern[str], description: str) -> Check:
+    return lambda v: None if pattern.match(v) else description
+
+
+def _vpc_cidr(value: str) -> str | None:
+    allowed = "an IPv4 CIDR block with a prefix length from /16 to /24, e.g. 10.20.0.0/16"
+    try:
+        net = ipaddress.IPv4Network(value, strict=True)
+    except ValueError:
+        return allowed
+    return None if 16 <= net.prefixlen <= 24 else allowed
+
+
+def _region(value: str) -> str | None:
+    known = {r.name for r in region_info.RegionInfo.regions}
+    return None if value in known else "a known AWS region name, e.g. eu-west-1"
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    vpc_cidr: str = field(default="10.20.0.0/16", metadata=_check(_vpc_cidr))
+    max_azs: int = field(default=2, metadata=_check(_int_between(2, 6)))
+    flow_log_retention_days: int = field(
+        default=365, metadata=_check(_one_of_ints(LOG_RETENTION_DAYS))
+    )
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    pull_through_cache_prefix: str | None = field(
+        default=None,
+        metadata=_check(
+            _matches(CACHE_PREFIX, "2-30 lowercase letters and digits, separated by . _ - or /")
+        ),
+    )
+    untagged_expiry_days: int = field(default=10, metadata=_check(_int_between(1, 3650)))
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    cpu: int = field(default=512, metadata=_check(_int_between(256, 16384)))
+    memory_mib: int = field(default=1024, metadata=_check(_int_between(512, 122880)))
+    desired_count: int = field(default=1, metadata=_check(_int_between(1, 100)))
+    min_count: int = field(default=1, metadata=_check(_int_between(1, 100)))
+    max_count: int = field(default=2, metadata=_check(_int_between(1, 100)))
+    fargate_base: int = field(default=1, metadata=_check(_int_between(0, 100000)))
+    fargate_weight: int = field(default=1, metadata=_check(_int_between(0, 1000)))
+    spot_weight: int = field(default=0, metadata=_check(_int_between(0, 1000)))
+    cpu_target_percent: int = field(default=60, metadata=_check(_int_between(10, 90)))
+    requests_per_target: int = field(default=500, metadata=_check(_int_between(1, 100000)))
+    log_retention_days: int = field(default=30, metadata=_check(_one_of_ints(LOG_RETENTION_DAYS)))
+
+
+@dataclass(frozen=True)
+class TracingConfig:
+    mode: TracingMode = "xray-daemon"
+    xray_daemon_tag: str = field(
+        default="3.3.14",
+        metadata=_check(_matches(IMAGE_TAG, "a Docker image tag such as 3.3.14")),
+    )
+    adot_collector_tag: str = field(
+        default="v0.43.3",
+        metadata=_check(_matches(IMAGE_TAG, "a Docker image tag such as v0.43.3")),
+    )
+
+
+@dataclass(frozen=True)
+class EgressConfig:
+    mode: EgressMode = "temporary"
+
+
+@dataclass(frozen=True)
+class LoadClientConfig:
+    instance_type: str = field(
+        default="t3.micro",
+        metadata=_check(_matches(INSTANCE_TYPE, "an EC2 instance type such as t3.micro")),
+    )
+
+
+@dataclass(frozen=True)
+class EnvironmentConfig:
+    """Everything that differs between environments; built only by :func:`load_environments`."""
+
+    name: str = ""
+    account: str | None = field(
+        default=None, metadata=_check(_matches(ACCOUNT, "a 12-digit AWS account id"))
+    )
+    region: str | None = field(default=None, metadata=_check(_region))
+    network: NetworkConfig = NetworkConfig()
+    registry: RegistryConfig = RegistryConfig()
+    service: ServiceConfig = ServiceConfig()
+    tracing: TracingConfig = TracingConfig()
+    egress: EgressConfig = EgressConfig()
+    load_client: LoadClientConfig = LoadClientConfig()
+
+
+class ConfigError(Exception):
+    """Invalid configuration; ``str()`` gives one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def _describe_type(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return "one of " + ", ".join(f'"{a}"' for a in typing.get_args(tp))
+    names = {bool: "true or false", int: "an integer", str: "a string"}
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _type_ok(tp: Any, value: Any) -> bool:
+    if typing.get_origin(tp) is Literal:
+        return value in typing.get_args(tp)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, tp)
+
+
+def _parse_section(cls: type[Any], raw: Any, where: str, problems: list[str]) -> Any:
+    """Build dataclass ``cls`` from ``raw``, appending every problem found to ``problems``."""
+    if not isinstance(raw, Mapping):
+        problems.append(f"{where}: expected an object, got {raw!r}")
+        return cls() if cls is not EnvironmentConfig else None
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "name"}
+    values: dict[str, Any] = {}
+    for key in raw:
+        if key not in fields:
+            allowed = ", ".join(sorted(fields))
+            problems.append(f"{where}.{key}: unknown key; allowed keys: {allowed}")
+    for name, f in fields.items():
+        if name not in raw:
+            continue
+        value, tp = raw[name], hints[name]
+        if typing.get_origin(tp) in (types.UnionType, typing.Union):
+            tp = next(a for a in typing.get_args(tp) if a is not type(None))
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            values[name] = _parse_section(tp, value, f"{where}.{name}", problems)
+            continue
+        if not _type_ok(tp, value):
+            problems.append(
+                f"{where}.{name}: {value!r} is not allowed; expected {_describe_type(tp)}"
+            )
+            continue
+        check: Check | None = f.metadata.get("check")
+        allowed_text = check(value) if check else None
+        if allowed_text:
+            problems.append(f"{where}.{name}: {value!r} is not allowed; expected {allowed_text}")
+            continue
+        values[name] = value
+    return cls(**values)
+
+
+def _cross_checks(env: EnvironmentConfig, where: str) -> list[str]:
+    problems = []
+    svc = env.service
+    size = fargate_size_problem(svc.cpu, svc.memory_mib)
+    if size:
+        problems.append(f"{where}.service: cpu {svc.cpu} / memory_mib {svc.memory_mib}: {size}")
+    if not svc.min_count <= svc.desired_count <= svc.max_count:
+        problems.append(
+            f"{where}.service: desired_count {svc.desired_count} must be within "
+            f"min_count {svc.min_count} and max_count {svc.max_count}"
+        )
+    if svc.fargate_weight + svc.spot_weight == 0:
+        problems.append(
+            f"{where}.service: fargate_weight and spot_weight are both 0; at least one must be > 0"
+        )
+    if env.network.max_azs > 2 and not (env.account and env.region):
+        problems.append(
+            f"{where}.network.max_azs: {env.network.max_azs} needs account and region set; "
+            "an environment-agnostic stack can only use 2 availability zones"
+        )
+    prefix = env.registry.pull_through_cache_prefix
+    if prefix is not None and not CACHE_PREFIX.match(prefix):
+        problems.append(
+            f"{where}.registry.pull_through_cache_prefix: the default {prefix!r} (from the "
+            "environment name) is too long; set a prefix of at most 30 characters"
+        )
+    return problems
+
+
+def load_environments(raw: Any, selected: str | None = None) -> list[EnvironmentConfig]:
+    """Validate ``context.environments`` from cdk.json and return the selected environments.
+
+    ``selected`` is the value of ``-c env=NAME``; None selects every environment.
+    """
+    where = "cdk.json: context.environments"
+    if not isinstance(raw, Mapping) or not raw:
+        raise ConfigError([f"{where}: expected an object with at least one environment"])
+    problems: list[str] = []
+    configs: list[EnvironmentConfig] = []
+    for name, section in raw.items():
+        env_where = f"{where}.{name}"
+        if not isinstance(name, str) or not ENV_NAME.match(name):
+            problems.append(
+                f"{env_where}: environment name {name!r} is not allowed; expected lowercase "
+                "[a-z][a-z0-9-]*"
+            )
+            continue
+        parsed = _parse_section(EnvironmentConfig, section, env_where, problems)
+        if parsed is None:
+            continue
+        env = dataclasses.replace(parsed, name=name)
+        if env.registry.pull_through_cache_prefix is None:
+            registry = dataclasses.replace(
+                env.registry, pull_through_cache_prefix=f"{name}-ecr-public"
+            )
+            env = dataclasses.replace(env, registry=registry)
+        problems.extend(_cross_checks(env, env_where))
+        configs.append(env)
+    prefixes: dict[tuple[str | None, str | None, str | None], str] = {}
+    for env in configs:
+        key = (env.account, env.region, env.registry.pull_through_cache_prefix)
+        if key in prefixes:
+            problems.append(
+                f"{where}.{env.name}.registry.pull_through_cache_prefix: "
+                f"{key[2]!r} is already used by {prefixes[key]!r}; one rule per prefix per "
+                "registry, so each environment in an account and region needs its own"
+            )
+        prefixes.setdefault(key, env.name)
+    if selected is not None and selected not in raw:
+        problems.append(
+            f"-c env={selected}: unknown environment; defined: {', '.join(map(str, raw))}"
+        )
+    if problems:
+        raise ConfigError(problems)
+    return [c for c in configs if selected is None or c.name == selected]

@@ -1,0 +1,26 @@
+"""The closed network of one environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Stack
+from constructs import Construct
+
+from stacks.config import EnvironmentConfig, retention
+from traced_fargate.closed_vpc import ClosedVpc
+
+
+class NetworkStack(Stack):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs: Any
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        net = config.network
+        self.network = ClosedVpc(
+            self,
+            "ClosedVpc",
+            cidr=net.vpc_cidr,
+            max_azs=net.max_azs,
+            flow_log_retention=retention(net.flow_log_retention_days),
+        )

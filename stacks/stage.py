@@ -1,0 +1,29 @@
+"""One environment: a CDK Stage holding the stacks of that environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Environment, Stage, Tags
+from constructs import Construct
+
+from stacks.config import EnvironmentConfig
+from stacks.network_stack import NetworkStack
+
+
+class TracedFargateStage(Stage):
+    """The stacks of one environment, named ``<env>-<Stack>`` (e.g. ``dev-Network``)."""
+
+    def __init__(self, scope: Construct, config: EnvironmentConfig, **kwargs: Any) -> None:
+        env = None
+        if config.account or config.region:
+            env = Environment(account=config.account, region=config.region)
+        super().__init__(scope, config.name, env=env, **kwargs)
+        Tags.of(self).add("traced-fargate:environment", config.name)
+
+        self.network = NetworkStack(
+            self,
+            "Network",
+            config=config,
+            description=f"traced-fargate {config.name}: closed VPC, endpoints, flow logs",
+        )

@@ -1,0 +1,151 @@
+"""The environment config model: every bad value stops synth with one line naming it."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from stacks.config import ConfigError, load_environments
+from tests.conftest import ROOT, cdk_json_context
+
+
+@pytest.fixture
+def raw() -> dict[str, Any]:
+    return copy.deepcopy(cdk_json_context()["environments"])
+
+
+def problems_for(raw: dict[str, Any], selected: str | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_environments(raw, selected)
+    return caught.value.problems
+
+
+def test_cdk_json_environments_are_valid_and_differ() -> None:
+    envs = {e.name: e for e in load_environments(cdk_json_context()["environments"])}
+    assert {"dev", "prod"} <= set(envs)
+    assert envs["dev"].service != envs["prod"].service
+    assert envs["prod"].service.memory_mib > envs["dev"].service.memory_mib
+
+
+def test_select_one_environment() -> None:
+    (only,) = load_environments(cdk_json_context()["environments"], "prod")
+    assert only.name == "prod"
+
+
+def test_defaults_fill_omitted_sections(raw: dict[str, Any]) -> None:
+    (env,) = load_environments({"qa": {}})
+    assert env.account is None and env.region is None
+    assert env.network.max_azs == 2
+    assert env.tracing.mode == "xray-daemon"
+    assert env.egress.mode == "temporary"
+    assert env.registry.pull_through_cache_prefix == "qa-ecr-public"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (("bogus",), 1, "dev.bogus: unknown key; allowed keys: account, egress,"),
+        (("network", "colour"), "red", "dev.network.colour: unknown key; allowed keys: "),
+        (("network", "max_azs"), "2", "dev.network.max_azs: '2' is not allowed; expected an int"),
+        (("network", "max_azs"), 1, "dev.network.max_azs: 1 is not allowed; expected an integer"),
+        (("network", "max_azs"), True, "dev.network.max_azs: True is not allowed; expected an int"),
+        (("network", "vpc_cidr"), "10.0.0.0/33", "dev.network.vpc_cidr: '10.0.0.0/33' is not al"),
+        (("network", "vpc_cidr"), "10.0.0.1/16", "dev.network.vpc_cidr: '10.0.0.1/16' is not al"),
+        (("network", "vpc_cidr"), "10.0.0.0/8", "expected an IPv4 CIDR block with a prefix len"),
+        (("network", "flow_log_retention_days"), 2, "flow_log_retention_days: 2 is not allowed"),
+        (("account",), "12345", "dev.account: '12345' is not allowed; expected a 12-digit AWS"),
+        (("region",), "moon-east-1", "dev.region: 'moon-east-1' is not allowed; expected a kn"),
+        (("tracing", "mode"), "zipkin", "dev.tracing.mode: 'zipkin' is not allowed; expected one"),
+        (("tracing", "xray_daemon_tag"), "a b", "dev.tracing.xray_daemon_tag: 'a b' is not al"),
+        (("egress", "mode"), "always", "dev.egress.mode: 'always' is not allowed; expected one of"),
+        (("service",), [], "dev.service: expected an object, got []"),
+        (("service", "cpu"), 300, "dev.service: cpu 300 / memory_mib 1024: cpu must be one of"),
+        (("service", "memory_mib"), 8192, "memory must be one of: 1024, 2048, 3072, 4096 MiB"),
+        (("service", "desired_count"), 5, "desired_count 5 must be within min_count 1 and max_co"),
+        (("registry", "pull_through_cache_prefix"), "A", "pull_through_cache_prefix: 'A' is not"),
+        (("load_client", "instance_type"), "big", "dev.load_client.instance_type: 'big' is no"),
+    ],
+)
+def test_each_bad_value_is_named(
+    raw: dict[str, Any], path: tuple[str, ...], value: Any, expected: str
+) -> None:
+    target = raw["dev"]
+    for key in path[:-1]:
+        target = target.setdefault(key, {})
+    target[path[-1]] = value
+    problems = problems_for(raw)
+    assert len(problems) == 1, problems
+    assert expected in problems[0]
+    assert problems[0].startswith("cdk.json: context.environments.dev")
+
+
+def test_long_environment_name_needs_explicit_cache_prefix() -> None:
+    name = "a-very-long-environment-name"
+    (problem,) = problems_for({name: {}})
+    assert f"{name}.registry.pull_through_cache_prefix: the default" in problem
+    assert load_environments({name: {"registry": {"pull_through_cache_prefix": "long-ecr"}}})
+
+
+def test_environment_name_must_be_lowercase(raw: dict[str, Any]) -> None:
+    raw["Prod_2"] = raw.pop("prod")
+    (problem,) = problems_for(raw)
+    assert "environment name 'Prod_2' is not allowed; expected lowercase [a-z][a-z0-9-]*" in problem
+
+
+def test_three_azs_need_a_concrete_environment(raw: dict[str, Any]) -> None:
+    raw["dev"]["network"]["max_azs"] = 3
+    (problem,) = problems_for(raw)
+    assert "max_azs: 3 needs account and region set" in problem
+    raw["dev"].update(account="111111111111", region="eu-west-1")
+    assert load_environments(raw)
+
+
+def test_cache_prefix_unique_per_account_and_region(raw: dict[str, Any]) -> None:
+    raw["prod"]["registry"]["pull_through_cache_prefix"] = "dev-ecr-public"
+    (problem,) = problems_for(raw)
+    assert "'dev-ecr-public' is already used by 'dev'" in problem
+
+
+def test_all_problems_reported_at_once(raw: dict[str, Any]) -> None:
+    raw["dev"]["network"]["max_azs"] = 0
+    raw["dev"]["region"] = "nowhere"
+    raw["prod"]["egress"]["mode"] = "sometimes"
+    assert len(problems_for(raw)) == 3
+
+
+def test_unknown_selected_environment(raw: dict[str, Any]) -> None:
+    (problem,) = problems_for(raw, "staging")
+    assert problem == "-c env=staging: unknown environment; defined: dev, prod"
+
+
+def test_empty_environments() -> None:
+    (problem,) = problems_for({})
+    assert "expected an object with at least one environment" in problem
+
+
+def test_app_prints_problems_without_traceback(tmp_path: Any) -> None:
+    """The real entry point, as `cdk synth` runs it: exit 1, one line per problem."""
+    import json
+
+    context = cdk_json_context()
+    context["environments"]["dev"]["network"]["max_azs"] = 1
+    context["environments"]["prod"]["tracing"]["mode"] = "jaeger"
+    env = {
+        **os.environ,
+        "CDK_CONTEXT_JSON": json.dumps(context),
+        "CDK_OUTDIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("cdk.json")]
+    assert len(lines) == 2
+    assert "dev.network.max_azs: 1" in lines[0]
+    assert "prod.tracing.mode: 'jaeger'" in lines[1]

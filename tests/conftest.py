@@ -1,0 +1,97 @@
+"""Session-wide fixtures: the whole app is synthesized once per test session."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import App, Stack, cx_api
+from aws_cdk.assertions import Template
+
+from stacks.app_builder import build_app
+from stacks.config import EnvironmentConfig, load_environments
+from stacks.stage import TracedFargateStage
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+
+def cdk_json_context() -> dict[str, Any]:
+    context: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
+    return context
+
+
+def new_app(outdir: str | None = None, **context: Any) -> App:
+    """An App with the project's feature flags, without CloudFormation's synth-time checks
+    (cfn-lint runs on the test assembly afterwards in `make test`)."""
+    flags = {k: v for k, v in cdk_json_context().items() if k != "environments"}
+    return App(
+        context={**flags, **context},
+        outdir=outdir,
+        builtin_cloud_formation_validation=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def environments() -> list[EnvironmentConfig]:
+    return load_environments(cdk_json_context()["environments"])
+
+
+class Synthesized:
+    """The app built from cdk.json, synthesized once; templates by environment and stack."""
+
+    def __init__(self, stages: list[TracedFargateStage], assembly: cx_api.CloudAssembly) -> None:
+        self.stages = {s.stage_name: s for s in stages}
+        self.assembly = assembly
+        self._templates: dict[tuple[str, str], Template] = {}
+
+    def stack(self, env: str, stack_id: str) -> Stack:
+        node = self.stages[env].node.find_child(stack_id)
+        assert isinstance(node, Stack)
+        return node
+
+    def template(self, env: str, stack_id: str) -> Template:
+        key = (env, stack_id)
+        if key not in self._templates:
+            stage_assembly = self.assembly.get_nested_assembly(f"assembly-{env}")
+            stack = self.stack(env, stack_id)
+            artifact = stage_assembly.get_stack_artifact(stack.artifact_id)
+            self._templates[key] = Template.from_json(artifact.template)
+        return self._templates[key]
+
+    def template_json(self, env: str, stack_id: str) -> dict[str, Any]:
+        return dict(self.template(env, stack_id).to_json())
+
+    def stack_ids(self, env: str) -> list[str]:
+        return [c.node.id for c in self.stages[env].node.children if isinstance(c, Stack)]
+
+
+@pytest.fixture(scope="session")
+def synthesized(environments: list[EnvironmentConfig]) -> Iterator[Synthesized]:
+    outdir = os.environ.get("CDK_TEST_OUTDIR")
+    with tempfile.TemporaryDirectory(prefix="cdk-test-") as tmp:
+        target = outdir or tmp
+        if outdir:
+            # Stale assemblies would be linted by cfn-lint after the tests.
+            shutil.rmtree(outdir, ignore_errors=True)
+        app = new_app(outdir=target)
+        stages = build_app(app, environments)
+        yield Synthesized(stages, app.synth())
+
+
+ENV_NAMES = ["dev", "prod"]
+STACK_IDS = ["Network"]
+
+HASH = re.compile(r"[0-9a-f]{64}")
+
+
+def mask_hashes(template: dict[str, Any]) -> Any:
+    """Replace asset hashes, which change with any byte of an asset, by a fixed marker."""
+    return json.loads(HASH.sub("<asset-hash>", json.dumps(template, sort_keys=True)))
