@@ -123,12 +123,12 @@ class ServiceConfig:
 class TracingConfig:
     mode: TracingMode = "xray-daemon"
     xray_daemon_tag: str = field(
-        default="3.3.14",
-        metadata=_check(_matches(IMAGE_TAG, "a Docker image tag such as 3.3.14")),
+        default="3.3.15",
+        metadata=_check(_matches(IMAGE_TAG, "a Docker image tag such as 3.3.15")),
     )
     adot_collector_tag: str = field(
-        default="v0.43.3",
-        metadata=_check(_matches(IMAGE_TAG, "a Docker image tag such as v0.43.3")),
+        default="v0.49.0",
+        metadata=_check(_matches(IMAGE_TAG, "a Docker image tag such as v0.49.0")),
     )
 
 

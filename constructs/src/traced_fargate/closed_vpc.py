@@ -5,13 +5,14 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-from aws_cdk import ArnFormat, RemovalPolicy, Stack
+from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from traced_fargate._log_encryption import log_encryption_key
 from traced_fargate.errors import raise_if_problems
 
 DEFAULT_INTERFACE_ENDPOINTS: tuple[ec2.InterfaceVpcEndpointAwsService, ...] = (
@@ -102,7 +103,12 @@ class ClosedVpc(Construct):
         )
         self.spare_cidr: str = str(last_block)
 
-        self.encryption_key: kms.IKey = encryption_key or self._flow_log_key(removal_policy)
+        self.encryption_key: kms.IKey = encryption_key or log_encryption_key(
+            self,
+            "FlowLogKey",
+            description="Encrypts the VPC flow log group",
+            removal_policy=removal_policy,
+        )
         self.flow_log_group = logs.LogGroup(
             self,
             "FlowLogGroup",
@@ -170,41 +176,6 @@ class ClosedVpc(Construct):
         self.endpoint_security_group.connections.allow_from(
             peer, ec2.Port.tcp(443), description or "HTTPS to the interface endpoints"
         )
-
-    def _flow_log_key(self, removal_policy: RemovalPolicy) -> kms.Key:
-        key = kms.Key(
-            self,
-            "FlowLogKey",
-            description="Encrypts the VPC flow log group",
-            enable_key_rotation=True,
-            removal_policy=removal_policy,
-        )
-        stack = Stack.of(self)
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowCloudWatchLogsOfThisAccount",
-                principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
-                actions=[
-                    "kms:Encrypt*",
-                    "kms:Decrypt*",
-                    "kms:ReEncrypt*",
-                    "kms:GenerateDataKey*",
-                    "kms:Describe*",
-                ],
-                resources=["*"],
-                conditions={
-                    "ArnLike": {
-                        "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
-                            service="logs",
-                            resource="log-group",
-                            resource_name="*",
-                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                        )
-                    }
-                },
-            )
-        )
-        return key
 
 
 def _parse_cidr(cidr: str, problems: list[str]) -> ipaddress.IPv4Network | None:
