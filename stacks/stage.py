@@ -9,6 +9,8 @@ from constructs import Construct
 
 from stacks.config import EnvironmentConfig
 from stacks.network_stack import NetworkStack
+from stacks.registry_stack import RegistryStack
+from stacks.service_stack import ServiceStack
 
 
 class TracedFargateStage(Stage):
@@ -26,4 +28,18 @@ class TracedFargateStage(Stage):
             "Network",
             config=config,
             description=f"traced-fargate {config.name}: closed VPC, endpoints, flow logs",
+        )
+        self.registry = RegistryStack(
+            self,
+            "Registry",
+            config=config,
+            description=f"traced-fargate {config.name}: app repository, pull-through cache",
+        )
+        self.service = ServiceStack(
+            self,
+            "Service",
+            config=config,
+            network=self.network.network,
+            pull_through_cache=self.registry.pull_through_cache,
+            description=f"traced-fargate {config.name}: traced Fargate service, internal ALB",
         )

@@ -87,7 +87,7 @@ def synthesized(environments: list[EnvironmentConfig]) -> Iterator[Synthesized]:
 
 
 ENV_NAMES = ["dev", "prod"]
-STACK_IDS = ["Network"]
+STACK_IDS = ["Network", "Registry", "Service"]
 
 HASH = re.compile(r"[0-9a-f]{64}")
 
@@ -95,3 +95,13 @@ HASH = re.compile(r"[0-9a-f]{64}")
 def mask_hashes(template: dict[str, Any]) -> Any:
     """Replace asset hashes, which change with any byte of an asset, by a fixed marker."""
     return json.loads(HASH.sub("<asset-hash>", json.dumps(template, sort_keys=True)))
+
+
+def render(value: Any) -> str:
+    """A template string value as text: Fn::Join of literals and Refs, Refs as <Name>."""
+    if isinstance(value, str):
+        return value
+    if "Ref" in value:
+        return f"<{value['Ref']}>"
+    parts = value["Fn::Join"][1]
+    return "".join(render(p) for p in parts)

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
-from tests.conftest import ENV_NAMES, Synthesized
+from stacks.config import EnvironmentConfig
+from tests.conftest import ENV_NAMES, Synthesized, render
 
 INTERFACE_SERVICES = {
     "ecr.api",
@@ -27,14 +28,18 @@ def resources(template: dict[str, Any], cfn_type: str) -> dict[str, dict[str, An
 
 
 def service_short_name(service_name: Any) -> str:
-    """`com.amazonaws.<region>.<name>` as a Fn::Join; return <name>."""
-    parts = service_name["Fn::Join"][1]
-    return str(parts[-1]).lstrip(".")
+    """`com.amazonaws.<region>.<name>`; return <name>."""
+    return render(service_name).split(".", 3)[3]
 
 
 @pytest.fixture(scope="module", params=ENV_NAMES)
-def network(request: pytest.FixtureRequest, synthesized: Synthesized) -> dict[str, Any]:
-    return synthesized.template_json(request.param, "Network")
+def env(request: pytest.FixtureRequest, environments: list[EnvironmentConfig]) -> EnvironmentConfig:
+    return next(e for e in environments if e.name == request.param)
+
+
+@pytest.fixture(scope="module")
+def network(env: EnvironmentConfig, synthesized: Synthesized) -> dict[str, Any]:
+    return synthesized.template_json(env.name, "Network")
 
 
 def test_only_isolated_subnets_and_no_internet_route(network: dict[str, Any]) -> None:
@@ -83,7 +88,9 @@ def test_endpoint_group_never_open_to_the_world(network: dict[str, Any]) -> None
         assert props["FromPort"] == props["ToPort"] == 443
 
 
-def test_s3_gateway_endpoint_policy_is_narrow(network: dict[str, Any]) -> None:
+def test_s3_gateway_endpoint_policy_is_narrow(
+    network: dict[str, Any], env: EnvironmentConfig
+) -> None:
     (gateway,) = [
         e["Properties"]
         for e in resources(network, "AWS::EC2::VPCEndpoint").values()
@@ -94,13 +101,9 @@ def test_s3_gateway_endpoint_policy_is_narrow(network: dict[str, Any]) -> None:
     (statement,) = statements
     assert statement["Effect"] == "Allow"
     assert statement["Action"] == "s3:GetObject"
-    rendered = [
-        "".join(p if isinstance(p, str) else next(iter(p.values())) for p in r["Fn::Join"][1])
-        for r in statement["Resource"]
-    ]
-    assert sorted(rendered) == [
-        "arn:AWS::Partition:s3:::al2023-repos-AWS::Region-de612dc2/*",
-        "arn:AWS::Partition:s3:::prod-AWS::Region-starport-layer-bucket/*",
+    assert sorted(render(r) for r in statement["Resource"]) == [
+        f"arn:aws:s3:::al2023-repos-{env.region}-de612dc2/*",
+        f"arn:aws:s3:::prod-{env.region}-starport-layer-bucket/*",
     ]
 
 

@@ -172,9 +172,15 @@ class ClosedVpc(Construct):
         return [s.route_table.route_table_id for s in self.vpc.isolated_subnets]
 
     def allow_endpoints_from(self, peer: ec2.IConnectable, description: str = "") -> None:
-        """Open HTTPS on every interface endpoint to ``peer`` (and only to it)."""
-        self.endpoint_security_group.connections.allow_from(
-            peer, ec2.Port.tcp(443), description or "HTTPS to the interface endpoints"
+        """Open HTTPS on every interface endpoint to ``peer`` (and only to it).
+
+        The rules are created from the peer's side, so they live in the peer's stack: a
+        workload stack can depend on the network stack without a cycle.
+        """
+        peer.connections.allow_to(
+            self.endpoint_security_group,
+            ec2.Port.tcp(443),
+            description or "HTTPS to the interface endpoints",
         )
 
 

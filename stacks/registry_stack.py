@@ -1,0 +1,35 @@
+"""Stateful registry resources of one environment: kept when the stack is deleted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Stack
+from constructs import Construct
+
+from stacks.config import EnvironmentConfig
+from traced_fargate.app_image_repository import AppImageRepository
+from traced_fargate.pull_through_cache import PullThroughCache
+from traced_fargate.traced_fargate_service import SIDECARS
+
+
+class RegistryStack(Stack):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs: Any
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        prefix = config.registry.pull_through_cache_prefix
+        assert prefix is not None, "load_environments fills the default prefix"
+        self.app_repository = AppImageRepository(
+            self,
+            "AppRepository",
+            untagged_expiry_days=config.registry.untagged_expiry_days,
+        )
+        # Both sidecar images are pre-created so that switching tracing modes needs no
+        # repository that a pull would create outside CloudFormation.
+        self.pull_through_cache = PullThroughCache(
+            self,
+            "PullThroughCache",
+            repository_prefix=prefix,
+            cached_repositories=[s.upstream_path for s in SIDECARS.values()],
+        )
