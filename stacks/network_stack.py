@@ -9,6 +9,7 @@ from constructs import Construct
 
 from stacks.config import EnvironmentConfig, retention
 from traced_fargate.closed_vpc import ClosedVpc
+from traced_fargate.temporary_egress import TemporaryEgress
 
 
 class NetworkStack(Stack):
@@ -24,3 +25,6 @@ class NetworkStack(Stack):
             max_azs=net.max_azs,
             flow_log_retention=retention(net.flow_log_retention_days),
         )
+        self.egress: TemporaryEgress | None = None
+        if config.egress.mode == "temporary":
+            self.egress = TemporaryEgress(self, "TemporaryEgress", network=self.network)

@@ -8,6 +8,7 @@ from aws_cdk import Environment, Stage, Tags
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
+from stacks.load_test_stack import LoadTestStack
 from stacks.network_stack import NetworkStack
 from stacks.registry_stack import RegistryStack
 from stacks.service_stack import ServiceStack
@@ -42,4 +43,13 @@ class TracedFargateStage(Stage):
             network=self.network.network,
             pull_through_cache=self.registry.pull_through_cache,
             description=f"traced-fargate {config.name}: traced Fargate service, internal ALB",
+        )
+        self.load_test = LoadTestStack(
+            self,
+            "LoadTest",
+            config=config,
+            network=self.network.network,
+            service=self.service.service,
+            egress=self.network.egress,
+            description=f"traced-fargate {config.name}: load client; closes the setup egress",
         )

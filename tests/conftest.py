@@ -87,7 +87,7 @@ def synthesized(environments: list[EnvironmentConfig]) -> Iterator[Synthesized]:
 
 
 ENV_NAMES = ["dev", "prod"]
-STACK_IDS = ["Network", "Registry", "Service"]
+STACK_IDS = ["Network", "Registry", "Service", "LoadTest"]
 
 HASH = re.compile(r"[0-9a-f]{64}")
 

@@ -1,0 +1,334 @@
+"""Setup-time internet egress for a closed VPC, opened and closed by custom resources."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from aws_cdk import Acknowledgment, CustomResource, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import custom_resources as cr
+from constructs import Construct, IDependable
+
+from traced_fargate.closed_vpc import ClosedVpc
+from traced_fargate.errors import raise_if_problems
+
+HANDLER_DIR = Path(__file__).resolve().parent / "handler"
+OWNER_TAG_KEY = "traced-fargate:egress-owner"
+EGRESS_ATTRIBUTES = (
+    "NatGatewayId",
+    "AllocationId",
+    "InternetGatewayId",
+    "PublicSubnetId",
+    "PublicRouteTableId",
+)
+# CloudFormation gives up on a custom resource after its service timeout (at most an hour);
+# the provider must give up first so that its own error, not a timeout, reaches the stack.
+SERVICE_TIMEOUT = Duration.minutes(60)
+_CREATED_TYPES = ("internet-gateway", "subnet", "route-table", "elastic-ip", "natgateway")
+_CREATE_ACTIONS = (
+    "ec2:AllocateAddress",
+    "ec2:CreateInternetGateway",
+    "ec2:CreateNatGateway",
+    "ec2:CreateRouteTable",
+    "ec2:CreateSubnet",
+)
+
+
+class TemporaryEgress(Construct):
+    """An internet path for a :class:`ClosedVpc`'s isolated subnets during setup.
+
+    A custom resource creates an internet gateway, a public subnet in the VPC's spare
+    block, an Elastic IP and a NAT gateway, and routes ``0.0.0.0/0`` from the isolated
+    subnets to the NAT. :meth:`add_teardown` adds a second custom resource, in any later
+    stack, that removes all of it once the resources it waits for exist. Everything removed
+    was created by the custom resources, never by CloudFormation, so nothing drifts;
+    deleting the stack removes whatever is left.
+
+    The handlers run outside the VPC: their replies to CloudFormation go to S3 presigned
+    URLs that the closed VPC's S3 endpoint policy would block.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        network: ClosedVpc,
+        generation: str = "1",
+        query_interval: Duration | None = None,
+        total_timeout: Duration | None = None,
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+    ) -> None:
+        """
+        :param network: the closed VPC to open; the public subnet takes its spare block.
+        :param generation: changing it re-opens the egress on the next deploy (a new NAT
+            and Elastic IP); a teardown added with :meth:`add_teardown` must then be
+            updated too, e.g. by passing the same generation. Default: "1".
+        :param query_interval: how often the provider polls for completion. Default: 15 s.
+        :param total_timeout: when the provider gives up; at most the custom resources'
+            service timeout of 60 minutes. Default: 45 minutes.
+        :param log_retention: retention of the handler's logs. Default: one month.
+        """
+        super().__init__(scope, construct_id)
+        total = total_timeout or Duration.minutes(45)
+        problems = []
+        if not total.is_unresolved() and total.to_seconds() > SERVICE_TIMEOUT.to_seconds():
+            problems.append(
+                f"total_timeout: {total.to_seconds()} s is not allowed; at most "
+                f"{SERVICE_TIMEOUT.to_seconds()} s, the custom resources' service timeout"
+            )
+        raise_if_problems(self.node.path, problems)
+
+        self.network = network
+        self.owner_tag = self.node.path
+        self.generation = generation
+        stack = Stack.of(self)
+        self.vpc_arn = stack.format_arn(
+            service="ec2", resource="vpc", resource_name=network.vpc.vpc_id
+        )
+        self.log_group = logs.LogGroup(
+            self,
+            "HandlerLogs",
+            retention=log_retention,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.handler_role = iam.Role(
+            self,
+            "HandlerRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Creates and removes the temporary egress of one VPC",
+        )
+        self.log_group.grant_write(self.handler_role)
+        self._grant_ec2(self.handler_role)
+
+        code = lambda_.Code.from_asset(str(HANDLER_DIR), exclude=["__pycache__", "*.pyc"])
+        common = {
+            "runtime": lambda_.Runtime.PYTHON_3_14,
+            "architecture": lambda_.Architecture.ARM_64,
+            "code": code,
+            "role": self.handler_role,
+            "timeout": Duration.minutes(2),
+            "memory_size": 256,
+            "log_group": self.log_group,
+        }
+        self.on_event_function = lambda_.Function(
+            self, "OnEvent", handler="index.on_event", **common
+        )
+        self.is_complete_function = lambda_.Function(
+            self, "IsComplete", handler="index.is_complete", **common
+        )
+        self.provider = cr.Provider(
+            self,
+            "Provider",
+            on_event_handler=self.on_event_function,
+            is_complete_handler=self.is_complete_function,
+            query_interval=query_interval or Duration.seconds(15),
+            total_timeout=total,
+            log_group=self.log_group,
+            disable_waiter_state_machine_logging=False,
+            waiter_state_machine_log_options=cr.LogOptions(
+                destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False
+            ),
+        )
+        self.resource = CustomResource(
+            self,
+            "Egress",
+            service_token=self.provider.service_token,
+            resource_type="Custom::TemporaryEgress",
+            service_timeout=SERVICE_TIMEOUT,
+            properties={
+                "VpcId": network.vpc.vpc_id,
+                "OwnerTag": self.owner_tag,
+                "PublicSubnetCidr": network.spare_cidr,
+                "AvailabilityZone": network.vpc.availability_zones[0],
+                "RouteTableIds": network.workload_route_table_ids,
+                "Generation": generation,
+            },
+        )
+        self._acknowledge()
+
+    def attribute(self, name: str) -> str:
+        """An id the egress reports: one of :data:`EGRESS_ATTRIBUTES`."""
+        return self.resource.get_att_string(name)
+
+    def add_teardown(
+        self, scope: Construct, construct_id: str, *, after: Sequence[IDependable]
+    ) -> CustomResource:
+        """Remove the egress once everything in ``after`` is created.
+
+        ``scope`` may be in a later stack than this construct (e.g. with the resources
+        that needed the egress: a service that pulled through the cache, an instance that
+        signalled the end of its setup).
+        """
+        teardown = CustomResource(
+            scope,
+            construct_id,
+            service_token=self.provider.service_token,
+            resource_type="Custom::TemporaryEgressTeardown",
+            service_timeout=SERVICE_TIMEOUT,
+            properties={
+                "VpcId": self.network.vpc.vpc_id,
+                "OwnerTag": self.owner_tag,
+                "RouteTableIds": self.network.workload_route_table_ids,
+                **{name: self.attribute(name) for name in EGRESS_ATTRIBUTES},
+            },
+        )
+        for dependency in after:
+            teardown.node.add_dependency(dependency)
+        return teardown
+
+    def _grant_ec2(self, role: iam.Role) -> None:
+        stack = Stack.of(self)
+        owned = [
+            stack.format_arn(service="ec2", resource=t, resource_name="*") for t in _CREATED_TYPES
+        ]
+        owner_condition = {f"aws:ResourceTag/{OWNER_TAG_KEY}": self.owner_tag}
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="DescribeEgressParts",
+                actions=[
+                    "ec2:DescribeAddresses",
+                    "ec2:DescribeInternetGateways",
+                    "ec2:DescribeNatGateways",
+                    "ec2:DescribeRouteTables",
+                    "ec2:DescribeSubnets",
+                ],
+                resources=["*"],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="CreateOnlyTaggedAsOurs",
+                actions=list(_CREATE_ACTIONS),
+                resources=owned,
+                conditions={"StringEquals": {f"aws:RequestTag/{OWNER_TAG_KEY}": self.owner_tag}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="TagOnlyWhileCreating",
+                actions=["ec2:CreateTags"],
+                resources=owned,
+                conditions={"StringEquals": {"ec2:CreateAction": list(_CREATE_ACTIONS)}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="CreateInThisVpc",
+                actions=[
+                    "ec2:AttachInternetGateway",
+                    "ec2:CreateRouteTable",
+                    "ec2:CreateSubnet",
+                    "ec2:DetachInternetGateway",
+                ],
+                resources=[self.vpc_arn],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ChangeOnlyOurs",
+                actions=[
+                    "ec2:AssociateRouteTable",
+                    "ec2:AttachInternetGateway",
+                    "ec2:CreateNatGateway",
+                    "ec2:CreateRoute",
+                    "ec2:CreateTags",
+                    "ec2:DeleteInternetGateway",
+                    "ec2:DeleteNatGateway",
+                    "ec2:DeleteRoute",
+                    "ec2:DeleteRouteTable",
+                    "ec2:DeleteSubnet",
+                    "ec2:DetachInternetGateway",
+                    "ec2:DisassociateRouteTable",
+                    "ec2:ReleaseAddress",
+                ],
+                resources=owned,
+                conditions={"StringEquals": owner_condition},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RouteTheVpcsOwnTables",
+                actions=["ec2:CreateRoute", "ec2:DeleteRoute"],
+                resources=[
+                    stack.format_arn(service="ec2", resource="route-table", resource_name="*")
+                ],
+                conditions={"ArnEquals": {"ec2:Vpc": self.vpc_arn}},
+            )
+        )
+
+    def _acknowledge(self) -> None:
+        Validations.of(self.handler_role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="EC2 Describe* calls support no resource-level permissions; they "
+                "are read-only and the only actions on '*'.",
+            )
+        )
+        stack = Stack.of(self)
+        for resource_type in (*_CREATED_TYPES, "route-table"):
+            arn = stack.resolve(
+                stack.format_arn(service="ec2", resource=resource_type, resource_name="*")
+            )
+            Validations.of(self.handler_role).acknowledge(
+                Acknowledgment(
+                    id=f"AwsSolutions-IAM5[Resource::{_nag_text(arn)}]",
+                    reason="Ids of the egress parts are unknown before they exist; every "
+                    "statement on them requires the owner tag of this egress (request tag "
+                    "on create, resource tag after), or this VPC for its route tables.",
+                )
+            )
+        invoked = [
+            self.on_event_function,
+            self.is_complete_function,
+            *(
+                child
+                for child in self.provider.node.find_all()
+                if isinstance(child, lambda_.Function) and "onEvent" not in child.node.id
+            ),
+        ]
+        for function in invoked:
+            arn = _nag_text(stack.resolve(function.function_arn))
+            Validations.of(self.provider).acknowledge(
+                Acknowledgment(
+                    id=f"AwsSolutions-IAM5[Resource::{arn}:*]",
+                    reason="The provider framework invokes any version of this one "
+                    "function; the wildcard covers its version qualifiers only.",
+                )
+            )
+        Validations.of(self.provider).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
+                "service-role/AWSLambdaBasicExecutionRole]",
+                reason="The provider framework's own functions use the AWS basic execution "
+                "policy, which allows writing their logs only.",
+            )
+        )
+        Validations.of(self.provider.node.find_child("waiter-state-machine")).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="Step Functions log delivery (logs:CreateLogDelivery and related) "
+                "supports no resource-level permissions.",
+            )
+        )
+        Validations.of(self.provider).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SF2",
+                reason="The provider framework's waiter state machine offers no tracing "
+                "setting; it only polls the is_complete function, whose logs are kept.",
+            )
+        )
+
+
+def _nag_text(resolved: object) -> str:
+    """cdk-nag's rendering of a resolved ARN: pseudo parameters as ``<AWS::Name>``."""
+    if isinstance(resolved, str):
+        return resolved
+    assert isinstance(resolved, dict)
+    if "Fn::GetAtt" in resolved:
+        return "<{}.{}>".format(*resolved["Fn::GetAtt"])
+    return "".join(p if isinstance(p, str) else f"<{p['Ref']}>" for p in resolved["Fn::Join"][1])
