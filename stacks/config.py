@@ -135,6 +135,13 @@ class TracingConfig:
 @dataclass(frozen=True)
 class EgressConfig:
     mode: EgressMode = "temporary"
+    # Changing it reopens the egress on the next deploy; the same deploy closes it again.
+    generation: str = field(
+        default="1",
+        metadata=_check(
+            _matches(re.compile(r"^[A-Za-z0-9._-]{1,32}$"), "1-32 letters, digits, . _ -")
+        ),
+    )
 
 
 @dataclass(frozen=True)

@@ -27,4 +27,9 @@ class NetworkStack(Stack):
         )
         self.egress: TemporaryEgress | None = None
         if config.egress.mode == "temporary":
-            self.egress = TemporaryEgress(self, "TemporaryEgress", network=self.network)
+            self.egress = TemporaryEgress(
+                self,
+                "TemporaryEgress",
+                network=self.network,
+                generation=config.egress.generation,
+            )

@@ -22,15 +22,17 @@ MAX_CONCURRENCY = 1000
 LOAD_TEST_TIMEOUT = Duration.hours(1)
 """How long one run of the SSM document may take before Run Command stops it."""
 
-# The same patterns guard the SSM document's parameters and the script's arguments.
-# The path pattern has no quote, space, ``$`` or backtick; the document still quotes the
-# path because ``&`` and ``?`` mean something to a shell.
+# The same patterns guard the SSM document's parameters and the script's arguments. None
+# admits a quote, space, ``$`` or backtick. The document still quotes every parameter:
+# ``&`` and ``?`` mean something to a shell, and a regex ``$`` also matches before a
+# trailing newline, which unquoted would end the command line.
 REQUESTS_PATTERN = r"^[1-9][0-9]{0,6}$"
 CONCURRENCY_PATTERN = r"^[1-9][0-9]{0,3}$"
 PATH_PATTERN = r"^/[A-Za-z0-9/_.?=&-]*$"
+_LOAD_TEST_COMMAND = LOADTEST_PATH + " -n '{{ requests }}' -c '{{ concurrency }}' '{{ path }}'"
 
 # A literal target is written into the script between single quotes.
-_LITERAL_TARGET = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+_LITERAL_TARGET = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 # The root volume may not be smaller than the AMI's 8 GiB snapshot; the rest is headroom
 # for the image growing.
@@ -61,6 +63,10 @@ class LoadClient(Construct):
     The stack waits for cfn-init's signal. The image is the latest Amazon Linux 2023 at
     each deploy, and any change to the boot configuration replaces the instance: nothing
     on it is meant to last.
+
+    Children (construct ids are stable): ``SecurityGroup``, ``Role``, ``Instance`` and
+    ``LoadTestDocument``, an SSM Command document that runs ``loadtest`` with the
+    parameters ``requests``, ``concurrency`` and ``path``.
     """
 
     def __init__(
@@ -100,6 +106,7 @@ class LoadClient(Construct):
             + _default_count_problems(default_requests, default_concurrency),
         )
         self.target_url = target_url
+        """The URL the load goes to, as given."""
 
         self.security_group = ec2.SecurityGroup(
             self,
@@ -108,12 +115,12 @@ class LoadClient(Construct):
             description="Load client: no inbound; HTTPS to AWS endpoints, HTTP to granted targets",
             allow_all_outbound=False,
         )
+        """The instance's security group: no ingress, egress only as granted."""
         self.security_group.add_egress_rule(
             ec2.Peer.any_ipv4(),
             ec2.Port.tcp(443),
             "HTTPS to the interface endpoints and the S3 gateway (no internet route exists)",
         )
-        self._connections = ec2.Connections(security_groups=[self.security_group])
 
         self.role = iam.Role(
             self,
@@ -122,6 +129,7 @@ class LoadClient(Construct):
             description="Load client: SSM management and its own cfn-init signal",
             managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(_SSM_CORE)],
         )
+        """The instance role; grant it more to let load tests call AWS services."""
         Validations.of(self.role).acknowledge(
             Acknowledgment(
                 id=f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{_SSM_CORE}]",
@@ -170,6 +178,7 @@ class LoadClient(Construct):
             ),
             init_options=ec2.ApplyCloudFormationInitOptions(timeout=signal_timeout),
         )
+        """The ``ec2.Instance``."""
         Validations.of(self.instance).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-EC29",
@@ -185,14 +194,16 @@ class LoadClient(Construct):
             document_type="Command",
             content=_load_test_document(default_requests, default_concurrency),
         )
+        """The SSM Command document that runs ``loadtest`` on the instance."""
 
     @property
     def connections(self) -> ec2.Connections:
         """The instance's security group, for grants such as ``allow_http_from(client)``."""
-        return self._connections
+        return self.security_group.connections
 
     @property
     def instance_id(self) -> str:
+        """The instance id (a token)."""
         return self.instance.instance_id
 
     @property
@@ -292,9 +303,7 @@ def _load_test_document(requests: int, concurrency: int) -> dict[str, object]:
                 "action": "aws:runShellScript",
                 "name": "loadTest",
                 "inputs": {
-                    "runCommand": [
-                        LOADTEST_PATH + " -n {{ requests }} -c {{ concurrency }} '{{ path }}'"
-                    ],
+                    "runCommand": [_LOAD_TEST_COMMAND],
                     "timeoutSeconds": str(int(LOAD_TEST_TIMEOUT.to_seconds())),
                 },
             }
@@ -303,7 +312,7 @@ def _load_test_document(requests: int, concurrency: int) -> dict[str, object]:
 
 
 def _target_problems(target_url: str) -> list[str]:
-    if Token.is_unresolved(target_url) or _LITERAL_TARGET.match(target_url):
+    if Token.is_unresolved(target_url) or _LITERAL_TARGET.fullmatch(target_url):
         return []
     return [
         f"target_url: {target_url!r} is not allowed; expected http(s)://host[:port] "
