@@ -186,9 +186,14 @@ class ClosedVpc(Construct):
 
 def _parse_cidr(cidr: str, problems: list[str]) -> ipaddress.IPv4Network | None:
     try:
-        network = ipaddress.IPv4Network(cidr, strict=True)
+        network = ipaddress.IPv4Network(cidr, strict=False)
     except ValueError:
         problems.append(f"cidr: {cidr!r} is not allowed; expected an IPv4 CIDR block")
+        return None
+    if str(network) != cidr:
+        problems.append(
+            f"cidr: {cidr!r} is not allowed; host bits are set, did you mean {network}?"
+        )
         return None
     if not 16 <= network.prefixlen <= 24:
         problems.append(f"cidr: {cidr!r} is not allowed; expected a prefix length from /16 to /24")

@@ -19,6 +19,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from traced_fargate._image_tags import image_reference_problems
 from traced_fargate._log_encryption import log_encryption_key
 from traced_fargate.closed_vpc import ClosedVpc
 from traced_fargate.errors import raise_if_problems
@@ -67,7 +68,8 @@ SIDECARS: Mapping[str, Sidecar] = {
         tcp_ports=(DAEMON_PORT,),
     ),
     # The default ECS config also receives X-Ray segments on UDP 2000, so the app's
-    # X-Ray SDK keeps working unchanged; OTLP on 4317/4318 is there for a move to OTel.
+    # X-Ray SDK keeps working unchanged; OTLP traces on 4317/4318 are there for a move to
+    # OTel. Its metrics pipeline (EMF to CloudWatch Logs) is not granted: traces only.
     "adot-collector": Sidecar(
         upstream_path="aws-observability/aws-otel-collector",
         default_tag="v0.49.0",
@@ -181,24 +183,29 @@ class TracedFargateService(Construct):
             Default: RETAIN.
         """
         super().__init__(scope, construct_id)
+        problems = []
         if tracing_mode not in SIDECARS:
-            raise_if_problems(
-                self.node.path,
-                [
-                    f"tracing_mode: {tracing_mode!r} is not allowed; expected one of "
-                    + ", ".join(TRACING_MODES)
-                ],
+            problems.append(
+                f"tracing_mode: {tracing_mode!r} is not allowed; expected one of "
+                + ", ".join(TRACING_MODES)
             )
-        sidecar = SIDECARS[tracing_mode]
+        # An unknown mode is reported with the rest; the sizes are then checked as for
+        # the default sidecar.
+        sidecar = SIDECARS.get(tracing_mode, SIDECARS["xray-daemon"])
+        sidecar_tag = sidecar.default_tag if sidecar_image_tag is None else sidecar_image_tag
         app_cpu = cpu - sidecar.cpu if app_cpu is None else app_cpu
         if app_memory_reservation_mib is None:
             app_memory_reservation_mib = memory_mib - sidecar.memory_reservation_mib
         raise_if_problems(
             self.node.path,
-            _size_problems(cpu, memory_mib, app_cpu, app_memory_reservation_mib, sidecar)
+            problems
+            + _size_problems(cpu, memory_mib, app_cpu, app_memory_reservation_mib, sidecar)
             + _count_problems(desired_count, min_count, max_count, fargate_weight, spot_weight)
+            + _scaling_problems(fargate_base, cpu_target_percent, requests_per_target)
             + _stop_timeout_problems(stop_timeout)
-            + _access_logs_problems(access_logs, Stack.of(self).region),
+            + _access_logs_problems(access_logs, Stack.of(self).region)
+            # Checked here, not by the cache, so the error names this construct's prop.
+            + image_reference_problems("sidecar_image_tag", sidecar_tag),
         )
         stack = Stack.of(self)
         self.tracing_mode = tracing_mode
@@ -253,9 +260,7 @@ class TracedFargateService(Construct):
         self.tracing_container = self.task_definition.add_container(
             "Tracing",
             container_name="tracing",
-            image=pull_through_cache.container_image(
-                sidecar.upstream_path, sidecar_image_tag or sidecar.default_tag
-            ),
+            image=pull_through_cache.container_image(sidecar.upstream_path, sidecar_tag),
             essential=True,
             cpu=sidecar.cpu,
             memory_reservation_mib=sidecar.memory_reservation_mib,
@@ -600,6 +605,19 @@ def _count_problems(
         problems.append(
             f"fargate_weight {fargate_weight} / spot_weight {spot_weight}: "
             "not negative, and at least one above 0"
+        )
+    return problems
+
+
+def _scaling_problems(fargate_base: int, cpu_target: int, requests_per_target: int) -> list[str]:
+    problems = []
+    if fargate_base < 0:
+        problems.append(f"fargate_base: {fargate_base} is not allowed; expected 0 or more")
+    if not 1 <= cpu_target <= 100:
+        problems.append(f"cpu_target_percent: {cpu_target} is not allowed; expected 1 to 100")
+    if requests_per_target < 1:
+        problems.append(
+            f"requests_per_target: {requests_per_target} is not allowed; expected 1 or more"
         )
     return problems
 
