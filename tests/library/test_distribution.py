@@ -63,3 +63,11 @@ def test_wheel_imports_outside_the_repo(wheel: Path, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(str(wheel))
+
+
+def test_package_exports_every_construct() -> None:
+    import traced_fargate
+
+    for name in traced_fargate.__all__:
+        exported = getattr(traced_fargate, name)
+        assert exported.__name__ == name
