@@ -37,10 +37,10 @@ def start_receiver() -> SegmentReceiver:
 
 
 def report(label: str, result: LoadResult) -> None:
-    print(
-        f"  {label:<38} complete {result.complete:>4}  failed {result.failed}"
-        f"  non-2xx {result.non_2xx:>3}  {result.requests_per_second:8.1f} req/s"
-    )
+    # A rate over one or two requests says nothing.
+    rate = f"{result.requests_per_second:8.1f} req/s" if result.complete >= 10 else ""
+    line = f"  {label:<38} complete {result.complete:>4}  failed {result.failed}"
+    print(f"{line}  non-2xx {result.non_2xx:>3}  {rate}".rstrip())
 
 
 def main() -> int:
@@ -99,7 +99,7 @@ def main() -> int:
     )
     if receiver.errors:
         print(f"  undecodable datagrams: {len(receiver.errors)} (first: {receiver.errors[0]})")
-    print("\ntraces (trace id, segment, status, duration, subsegments):")
+    print("\ntraces (trace id, segment, request, status, duration, subsegments):")
     for trace in list(grouped.values())[: args.show]:
         for document in trace:
             print(f"  {summarize(document)}")

@@ -173,12 +173,20 @@ def ab_path() -> str | None:
 
 
 def load_with_ab(
-    port: int, path: str, requests: int, concurrency: int, headers: Mapping[str, str] | None = None
+    port: int,
+    path: str,
+    requests: int,
+    concurrency: int,
+    headers: Mapping[str, str] | None = None,
+    *,
+    keepalive: bool = False,
 ) -> LoadResult:
     ab = ab_path()
     if ab is None:
         raise FileNotFoundError("ab (apache2-utils) is not installed")
     command = [ab, "-q", "-n", str(requests), "-c", str(concurrency), "-s", "10"]
+    if keepalive:
+        command.append("-k")
     for name, value in (headers or {}).items():
         command += ["-H", f"{name}: {value}"]
     command.append(f"http://{HOST}:{port}{path}")
@@ -187,11 +195,80 @@ def load_with_ab(
     return parse_ab(done.stdout, concurrency)
 
 
+class _Connection:
+    """A minimal HTTP/1.1 client connection: one prepared request, sent again and again.
+
+    http.client parses headers with the email package, which costs more CPU per request than
+    the servers measured here spend; on a 2-core machine the client would set the pace.
+    """
+
+    def __init__(self, port: int, request: bytes, keepalive: bool) -> None:
+        self._address = (HOST, port)
+        self._request = request
+        self._keepalive = keepalive
+        self._socket: socket.socket | None = None
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+    def get(self) -> int:
+        """Send the request, read the whole response, return its status."""
+        if self._socket is None:
+            # A numeric address: no name lookup per connection, as there is none in ab.
+            self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self._socket.settimeout(10)
+            self._socket.connect(self._address)
+        sock = self._socket
+        sock.sendall(self._request)
+        buffer = b""
+        while b"\r\n\r\n" not in buffer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("connection closed before the response headers")
+            buffer += chunk
+        head, _, body = buffer.partition(b"\r\n\r\n")
+        lines = head.lower().split(b"\r\n")
+        status = int(lines[0].split()[1])
+        fields = dict(line.split(b":", 1) for line in lines[1:] if b":" in line)
+        length = fields.get(b"content-length")
+        remaining = int(length) - len(body) if length is not None else None
+        while remaining is None or remaining > 0:
+            chunk = sock.recv(65536)
+            if not chunk:
+                if remaining is None:
+                    break
+                raise ConnectionError("connection closed in the middle of the body")
+            if remaining is not None:
+                remaining -= len(chunk)
+        reusable = (
+            self._keepalive
+            and length is not None
+            and fields.get(b"connection", b"").strip() != b"close"
+            and not lines[0].startswith(b"http/1.0")
+        )
+        if not reusable:
+            self.close()
+        return status
+
+
 def load_with_threads(
-    port: int, path: str, requests: int, concurrency: int, headers: Mapping[str, str] | None = None
+    port: int,
+    path: str,
+    requests: int,
+    concurrency: int,
+    headers: Mapping[str, str] | None = None,
+    *,
+    keepalive: bool = False,
 ) -> LoadResult:
-    """A built-in client: `concurrency` threads, each on its own keep-alive connection
-    (reopened when the server closes it), sharing `requests` requests."""
+    """A built-in client: `concurrency` threads sharing `requests` requests, each on its own
+    connection, kept alive when asked to and the server allows (reopened when it closes)."""
+    lines = [f"GET {path} HTTP/1.1", f"Host: {HOST}:{port}", "User-Agent: local-load"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    if not keepalive:
+        lines.append("Connection: close")
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode()
     counts = {"complete": 0, "failed": 0, "non_2xx": 0}
     lock = threading.Lock()
     start = threading.Barrier(concurrency + 1)
@@ -199,21 +276,17 @@ def load_with_threads(
 
     def worker(share: int) -> None:
         complete = failed = non_2xx = 0
-        connection = http.client.HTTPConnection(HOST, port, timeout=10)
+        connection = _Connection(port, request, keepalive)
         start.wait()
         for _ in range(share):
             try:
-                connection.request("GET", path, headers=dict(headers or {}))
-                response = connection.getresponse()
-                response.read()
-            except (OSError, http.client.HTTPException):
+                status = connection.get()
+            except (OSError, ValueError, IndexError):
                 failed += 1
                 connection.close()
                 continue
             complete += 1
-            non_2xx += not 200 <= response.status < 300
-            if response.will_close:
-                connection.close()
+            non_2xx += not 200 <= status < 300
         connection.close()
         with lock:
             counts["complete"] += complete
@@ -242,9 +315,36 @@ def load(
     concurrency: int,
     headers: Mapping[str, str] | None = None,
     *,
+    keepalive: bool = False,
     client: str = "auto",
 ) -> LoadResult:
-    """Apache Bench when installed (or `client="ab"`), else the built-in client."""
+    """Apache Bench when installed (or `client="ab"`), else the built-in client. Without
+    keep-alive every request opens a connection, as `ab` does by default."""
     if client == "ab" or (client == "auto" and ab_path() is not None):
-        return load_with_ab(port, path, requests, concurrency, headers)
-    return load_with_threads(port, path, requests, concurrency, headers)
+        return load_with_ab(port, path, requests, concurrency, headers, keepalive=keepalive)
+    return load_with_threads(port, path, requests, concurrency, headers, keepalive=keepalive)
+
+
+def process_tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its descendants (Linux /proc), e.g. a gunicorn
+    arbiter and its workers. 0.0 where /proc is not available."""
+    parents: dict[int, int] = {}
+    times: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        child = int(stat.parent.name)
+        parents[child] = int(fields[1])
+        times[child] = int(fields[11]) + int(fields[12])
+    tree = {pid}
+    grew = True
+    while grew:
+        grew = False
+        for child, parent in parents.items():
+            if parent in tree and child not in tree:
+                tree.add(child)
+                grew = True
+    ticks = sum(times.get(member, 0) for member in tree)
+    return ticks / os.sysconf("SC_CLK_TCK")
