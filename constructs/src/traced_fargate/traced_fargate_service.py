@@ -21,6 +21,7 @@ from constructs import Construct
 
 from traced_fargate._image_tags import image_reference_problems
 from traced_fargate._log_encryption import log_encryption_key
+from traced_fargate._nag import nag_resource_text
 from traced_fargate.closed_vpc import ClosedVpc
 from traced_fargate.errors import raise_if_problems
 from traced_fargate.fargate_sizes import fargate_size_problem
@@ -479,10 +480,11 @@ class TracedFargateService(Construct):
     def _acknowledge_execution_role(self, cache: PullThroughCache) -> None:
         role = self.task_definition.obtain_execution_role()
         stack = Stack.of(self)
-        cache_arn = stack.resolve(
+        cache_arn = nag_resource_text(
+            stack,
             stack.format_arn(
                 service="ecr", resource="repository", resource_name=f"{cache.repository_prefix}/*"
-            )
+            ),
         )
         Validations.of(role).acknowledge(
             Acknowledgment(
@@ -493,7 +495,7 @@ class TracedFargateService(Construct):
         )
         Validations.of(role).acknowledge(
             Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::{_nag_arn(cache_arn)}]",
+                id=f"AwsSolutions-IAM5[Resource::{cache_arn}]",
                 reason="Pulling through the cache imports each upstream path into its own "
                 "repository under the environment's prefix; the grant covers that prefix only.",
             )
@@ -562,15 +564,6 @@ def _awslogs(group: logs.ILogGroup, prefix: str, buffer: Size) -> ecs.LogDriver:
         mode=ecs.AwsLogDriverMode.NON_BLOCKING,
         max_buffer_size=buffer,
     )
-
-
-def _nag_arn(resolved: object) -> str:
-    """cdk-nag's rendering of an ARN token: pseudo parameters as ``<AWS::Name>``."""
-    if isinstance(resolved, str):
-        return resolved
-    assert isinstance(resolved, dict) and "Fn::Join" in resolved
-    parts = resolved["Fn::Join"][1]
-    return "".join(p if isinstance(p, str) else f"<{p['Ref']}>" for p in parts)
 
 
 def _size_problems(

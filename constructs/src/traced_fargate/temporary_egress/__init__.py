@@ -13,6 +13,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct, IDependable
 
+from traced_fargate._nag import nag_resource_text
 from traced_fargate.closed_vpc import ClosedVpc
 from traced_fargate.errors import raise_if_problems
 
@@ -271,12 +272,12 @@ class TemporaryEgress(Construct):
         )
         stack = Stack.of(self)
         for resource_type in (*_CREATED_TYPES, "route-table"):
-            arn = stack.resolve(
-                stack.format_arn(service="ec2", resource=resource_type, resource_name="*")
+            arn = nag_resource_text(
+                stack, stack.format_arn(service="ec2", resource=resource_type, resource_name="*")
             )
             Validations.of(self.handler_role).acknowledge(
                 Acknowledgment(
-                    id=f"AwsSolutions-IAM5[Resource::{_nag_text(arn)}]",
+                    id=f"AwsSolutions-IAM5[Resource::{arn}]",
                     reason="Ids of the egress parts are unknown before they exist; every "
                     "statement on them requires the owner tag of this egress (request tag "
                     "on create, resource tag after), or this VPC for its route tables.",
@@ -292,7 +293,7 @@ class TemporaryEgress(Construct):
             ),
         ]
         for function in invoked:
-            arn = _nag_text(stack.resolve(function.function_arn))
+            arn = nag_resource_text(stack, function.function_arn)
             Validations.of(self.provider).acknowledge(
                 Acknowledgment(
                     id=f"AwsSolutions-IAM5[Resource::{arn}:*]",
@@ -322,13 +323,3 @@ class TemporaryEgress(Construct):
                 "setting; it only polls the is_complete function, whose logs are kept.",
             )
         )
-
-
-def _nag_text(resolved: object) -> str:
-    """cdk-nag's rendering of a resolved ARN: pseudo parameters as ``<AWS::Name>``."""
-    if isinstance(resolved, str):
-        return resolved
-    assert isinstance(resolved, dict)
-    if "Fn::GetAtt" in resolved:
-        return "<{}.{}>".format(*resolved["Fn::GetAtt"])
-    return "".join(p if isinstance(p, str) else f"<{p['Ref']}>" for p in resolved["Fn::Join"][1])
