@@ -25,7 +25,9 @@ help: ## list the targets
 $(PY_STAMP): requirements/dev.lock constructs/pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==0.13.8
-	$(UV) pip install --quiet --python $(PY) -r requirements/dev.lock
+	@# Bytecode compiled once here: aws-cdk-lib's modules are large, and compiling them on
+	@# every import (PYTHONDONTWRITEBYTECODE is set below) costs seconds per synth.
+	$(UV) pip install --quiet --compile-bytecode --python $(PY) -r requirements/dev.lock
 	$(UV) pip install --quiet --python $(PY) --no-deps --no-build-isolation -e ./constructs
 	touch $@
 
