@@ -139,3 +139,32 @@ def test_egress_mode_none_never_opens_anything() -> None:
         assert "Custom::TemporaryEgress" not in types
         assert "Custom::TemporaryEgressTeardown" not in types
         assert "AWS::Lambda::Function" not in types or stack is stage.network
+
+
+def test_load_balancer_accepts_the_load_client_and_nothing_else(
+    load_test: Template, synthesized: Synthesized
+) -> None:
+    service = synthesized.template("dev", "Service")
+    balancer_group = next(
+        k for k in service.find_resources("AWS::EC2::SecurityGroup") if "LoadBalancer" in k
+    )
+    (group,) = [
+        g
+        for k, g in service.find_resources("AWS::EC2::SecurityGroup").items()
+        if k == balancer_group
+    ]
+    assert "SecurityGroupIngress" not in group["Properties"]
+    in_service = [
+        r["Properties"]
+        for r in service.find_resources("AWS::EC2::SecurityGroupIngress").values()
+        if r["Properties"]["GroupId"] == {"Fn::GetAtt": [balancer_group, "GroupId"]}
+    ]
+    assert in_service == []
+    (rule,) = [
+        r["Properties"]
+        for r in load_test.find_resources("AWS::EC2::SecurityGroupIngress").values()
+        if r["Properties"]["FromPort"] == 80
+    ]
+    assert rule["ToPort"] == 80
+    assert balancer_group in str(rule["GroupId"])
+    assert "LoadClient" in rule["SourceSecurityGroupId"]["Fn::GetAtt"][0]
