@@ -119,17 +119,17 @@ class ServiceConfig:
     log_retention_days: int = field(default=30, metadata=_check(_one_of_ints(LOG_RETENTION_DAYS)))
 
 
+def _pinned_tag(value: str) -> str | None:
+    if value.lower() == "latest" or not IMAGE_TAG.match(value):
+        return "a pinned Docker image tag (not latest), e.g. 3.3.15"
+    return None
+
+
 @dataclass(frozen=True)
 class TracingConfig:
     mode: TracingMode = "xray-daemon"
-    xray_daemon_tag: str = field(
-        default="3.3.15",
-        metadata=_check(_matches(IMAGE_TAG, "a Docker image tag such as 3.3.15")),
-    )
-    adot_collector_tag: str = field(
-        default="v0.49.0",
-        metadata=_check(_matches(IMAGE_TAG, "a Docker image tag such as v0.49.0")),
-    )
+    xray_daemon_tag: str = field(default="3.3.15", metadata=_check(_pinned_tag))
+    adot_collector_tag: str = field(default="v0.49.0", metadata=_check(_pinned_tag))
 
 
 @dataclass(frozen=True)

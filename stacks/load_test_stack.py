@@ -37,6 +37,7 @@ class LoadTestStack(Stack):
         )
         service.allow_http_from(self.client, "Load client to the service")
         if egress is not None:
+            egress.required_by(service.service, self.client.instance)
             # CloudFormation finishes the service only at steady state (its images were
             # pulled through the cache) and the instance only on its setup signal.
             self.egress_teardown = egress.add_teardown(

@@ -62,6 +62,7 @@ def test_defaults_fill_omitted_sections(raw: dict[str, Any]) -> None:
         (("region",), "moon-east-1", "dev.region: 'moon-east-1' is not allowed; expected a kn"),
         (("tracing", "mode"), "zipkin", "dev.tracing.mode: 'zipkin' is not allowed; expected one"),
         (("tracing", "xray_daemon_tag"), "a b", "dev.tracing.xray_daemon_tag: 'a b' is not al"),
+        (("tracing", "adot_collector_tag"), "latest", "adot_collector_tag: 'latest' is not all"),
         (("egress", "mode"), "always", "dev.egress.mode: 'always' is not allowed; expected one of"),
         (("service",), [], "dev.service: expected an object, got []"),
         (("service", "cpu"), 300, "dev.service: cpu 300 / memory_mib 1024: cpu must be one of"),

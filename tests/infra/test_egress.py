@@ -96,8 +96,21 @@ def test_handler_may_only_change_what_it_owns(network: Template) -> None:
     )
     request = "aws:RequestTag/traced-fargate:egress-owner"
     assert request in statements["CreateOnlyTaggedAsOurs"]["Condition"]["StringEquals"]
-    assert statements["RouteTheVpcsOwnTables"]["Action"] == ["ec2:CreateRoute", "ec2:DeleteRoute"]
-    assert "ec2:Vpc" in statements["RouteTheVpcsOwnTables"]["Condition"]["ArnEquals"]
+    workload_tables = statements["RouteTheWorkloadTables"]
+    assert workload_tables["Action"] == ["ec2:CreateRoute", "ec2:DeleteRoute"]
+    assert len(workload_tables["Resource"]) == 2
+    for arn in workload_tables["Resource"]:
+        assert "WorkloadSubnet" in str(arn), "only the isolated subnets' own route tables"
+    tagging = statements["TagOnlyWhileCreating"]
+    assert tagging["Action"] == "ec2:CreateTags"
+    assert sorted(tagging["Condition"]["StringEquals"]["ec2:CreateAction"]) == [
+        "AllocateAddress",
+        "CreateInternetGateway",
+        "CreateNatGateway",
+        "CreateRouteTable",
+        "CreateSubnet",
+    ]
+    assert "ec2:CreateTags" not in statements["ChangeOnlyOurs"]["Action"]
     for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
         if statement["Resource"] == "*":
             assert statement.get("Sid") == "DescribeEgressParts" or all(
@@ -123,6 +136,8 @@ def test_teardown_waits_for_the_service_and_the_client_signal(
     assert {"Service", "Network"} <= dependencies
     for name in ("NatGatewayId", "AllocationId", "InternetGatewayId", "PublicSubnetId"):
         assert name in teardown["Properties"]
+    # A reopened egress changes this template, so the same deploy closes it again.
+    assert teardown["Properties"]["Generation"] == "1"
     assert int(teardown["Properties"]["ServiceTimeout"]) == SERVICE_TIMEOUT
 
 
@@ -168,3 +183,14 @@ def test_load_balancer_accepts_the_load_client_and_nothing_else(
     assert rule["ToPort"] == 80
     assert balancer_group in str(rule["GroupId"])
     assert "LoadClient" in rule["SourceSecurityGroupId"]["Fn::GetAtt"][0]
+
+
+def test_service_and_client_wait_for_the_open_egress(synthesized: Synthesized) -> None:
+    stage = synthesized.stages["dev"]
+    assert stage.network in stage.service.dependencies
+    service = synthesized.template("dev", "Service")
+    (ecs_service,) = service.find_resources("AWS::ECS::Service").values()
+    assert ecs_service["Properties"]["DesiredCount"] >= 1
+    load_test = synthesized.template("dev", "LoadTest")
+    (instance,) = load_test.find_resources("AWS::EC2::Instance").values()
+    assert instance["CreationPolicy"]["ResourceSignal"]["Timeout"] == "PT20M"

@@ -74,7 +74,7 @@ def test_app_container(service: Template, env: EnvironmentConfig) -> None:
     assert app["User"] == "10001"
     assert app["ReadonlyRootFilesystem"] is True
     assert app["MountPoints"] == [
-        {"ContainerPath": "/tmp", "ReadOnly": False, "SourceVolume": "tmp"}
+        {"ContainerPath": "/tmp", "ReadOnly": False, "SourceVolume": "app-tmp"}
     ]
     assert app["DependsOn"] == [{"Condition": "START", "ContainerName": "tracing"}]
     assert app["HealthCheck"]["Command"] == ["CMD", "python", "-m", "traced_app.healthcheck"]

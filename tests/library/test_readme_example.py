@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -32,6 +33,10 @@ def test_readme_library_example_synthesizes(
     exec(compile(example, "README.md", "exec"), {})
     templates = list((tmp_path / "out").glob("*.template.json"))
     assert [t.name for t in templates] == ["Traced.template.json"]
-    body = templates[0].read_text()
-    assert "Custom::TemporaryEgressTeardown" in body
-    assert "AWS::ECR::PullThroughCacheRule" in body
+    resources = json.loads(templates[0].read_text())["Resources"]
+    by_type = {r["Type"]: (k, r) for k, r in resources.items()}
+    assert "Custom::TemporaryEgressTeardown" in by_type
+    assert "AWS::ECR::PullThroughCacheRule" in by_type
+    egress_id, _ = by_type["Custom::TemporaryEgress"]
+    for waiting in ("AWS::ECS::Service", "AWS::EC2::Instance"):
+        assert egress_id in by_type[waiting][1]["DependsOn"], f"{waiting} waits for the egress"

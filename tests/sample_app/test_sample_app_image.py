@@ -57,6 +57,13 @@ def test_runtime_contract() -> None:
     assert instructions("HEALTHCHECK") == []
 
 
+def test_tmp_volume_is_writable_by_the_app_user() -> None:
+    # ECS copies owner and mode of an image VOLUME onto the task volume mounted there;
+    # otherwise the volume is root's with 0755 and gunicorn (uid 10001) cannot start.
+    assert instructions("VOLUME") == ['["/tmp"]']
+    assert "chmod 1777 /tmp" in instructions("RUN")
+
+
 def test_runtime_stage_takes_only_the_venv_and_the_app() -> None:
     assert [c for c in instructions("COPY") if c.startswith("--from")] == [
         "--from=build /opt/venv /opt/venv",

@@ -40,8 +40,15 @@ XRAY_WRITE_ACTIONS = (
 )
 """What a daemon or collector needs to send segments and use centralized sampling."""
 
-# The root filesystems are read-only; a task-scoped volume is the one writable place.
-_TMP_MOUNT = ecs.MountPoint(source_volume="tmp", container_path="/tmp", read_only=False)  # noqa: S108
+# The root filesystems are read-only; a task-scoped volume per container is the one
+# writable place. Fargate creates such a volume owned by root with mode 0755 unless the
+# image declares a VOLUME at the same path, whose ownership and mode it then copies: an app
+# running as a non-root user needs `VOLUME /tmp` (mode 1777) in its image.
+TMP_PATH = "/tmp"  # noqa: S108
+
+
+def _tmp_mount(volume: str) -> ecs.MountPoint:
+    return ecs.MountPoint(source_volume=volume, container_path=TMP_PATH, read_only=False)
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,8 @@ class TracedFargateService(Construct):
         :param network: the closed VPC; the service runs in its workload subnets and is
             granted its interface endpoints.
         :param app_image: the app's image, e.g. ``ContainerImage.from_asset("sample_app")``.
+            Its root filesystem is mounted read-only; ``/tmp`` is a writable task volume,
+            which a non-root app can write only if the image declares ``VOLUME /tmp``.
         :param pull_through_cache: where the sidecar image is pulled through.
         :param tracing_mode: ``"xray-daemon"`` or ``"adot-collector"``. Default: xray-daemon.
         :param sidecar_image_tag: pinned tag of the sidecar image (``latest`` is
@@ -162,7 +171,9 @@ class TracedFargateService(Construct):
         :param health_check_path: the load balancer's health check path. Default: /healthz.
         :param stop_timeout: how long the app has to drain after SIGTERM before SIGKILL
             (Fargate allows up to 120 s; Spot interruptions give 120 s). Default: 30 s.
-        :param desired_count: tasks at first deploy. Default: 1.
+        :param desired_count: tasks the service runs after a deploy; CloudFormation applies
+            it whenever it updates the service, and auto scaling moves it between
+            ``min_count`` and ``max_count`` afterwards. Default: 1.
         :param min_count: auto scaling lower bound. Default: 1.
         :param max_count: auto scaling upper bound. Default: 2.
         :param fargate_base: tasks always placed on FARGATE. Default: 1.
@@ -252,7 +263,8 @@ class TracedFargateService(Construct):
                 operating_system_family=ecs.OperatingSystemFamily.LINUX,
             ),
         )
-        self.task_definition.add_volume(name="tmp")
+        self.task_definition.add_volume(name="app-tmp")
+        self.task_definition.add_volume(name="tracing-tmp")
         buffer = log_max_buffer_size or Size.mebibytes(25)
 
         self.app_log_group = self._log_group("AppLogGroup", log_retention, removal_policy)
@@ -284,7 +296,7 @@ class TracedFargateService(Construct):
             ),
             logging=_awslogs(self.tracing_log_group, "tracing", buffer),
         )
-        self.tracing_container.add_mount_points(_TMP_MOUNT)
+        self.tracing_container.add_mount_points(_tmp_mount("tracing-tmp"))
 
         self.app_container = self.task_definition.add_container(
             "App",
@@ -313,7 +325,7 @@ class TracedFargateService(Construct):
             stop_timeout=stop_timeout or Duration.seconds(30),
             logging=_awslogs(self.app_log_group, "app", buffer),
         )
-        self.app_container.add_mount_points(_TMP_MOUNT)
+        self.app_container.add_mount_points(_tmp_mount("app-tmp"))
         self.app_container.add_container_dependencies(
             ecs.ContainerDependency(
                 container=self.tracing_container, condition=ecs.ContainerDependencyCondition.START

@@ -67,8 +67,8 @@ class TemporaryEgress(Construct):
         """
         :param network: the closed VPC to open; the public subnet takes its spare block.
         :param generation: changing it re-opens the egress on the next deploy (a new NAT
-            and Elastic IP); a teardown added with :meth:`add_teardown` must then be
-            updated too, e.g. by passing the same generation. Default: "1".
+            and Elastic IP); the teardown added with :meth:`add_teardown` carries the same
+            generation, so the same deploy closes it again. Default: "1".
         :param query_interval: how often the provider polls for completion. Default: 15 s.
         :param total_timeout: when the provider gives up; at most the custom resources'
             service timeout of 60 minutes. Default: 45 minutes.
@@ -156,6 +156,13 @@ class TemporaryEgress(Construct):
         """An id the egress reports: one of :data:`EGRESS_ATTRIBUTES`."""
         return self.resource.get_att_string(name)
 
+    def required_by(self, *constructs: Construct) -> None:
+        """Create ``constructs`` only once the egress is open (e.g. a service whose first
+        image pull goes through the pull-through cache, an instance that installs packages).
+        """
+        for construct in constructs:
+            construct.node.add_dependency(self.resource)
+
     def add_teardown(
         self, scope: Construct, construct_id: str, *, after: Sequence[IDependable]
     ) -> CustomResource:
@@ -175,6 +182,9 @@ class TemporaryEgress(Construct):
                 "VpcId": self.network.vpc.vpc_id,
                 "OwnerTag": self.owner_tag,
                 "RouteTableIds": self.network.workload_route_table_ids,
+                # Cross-stack references are resolved at deploy time: without the generation
+                # in its own properties, the teardown would not see a reopened egress.
+                "Generation": self.generation,
                 **{name: self.attribute(name) for name in EGRESS_ATTRIBUTES},
             },
         )
@@ -214,7 +224,12 @@ class TemporaryEgress(Construct):
                 sid="TagOnlyWhileCreating",
                 actions=["ec2:CreateTags"],
                 resources=owned,
-                conditions={"StringEquals": {"ec2:CreateAction": list(_CREATE_ACTIONS)}},
+                # The condition names the API call without the service prefix.
+                conditions={
+                    "StringEquals": {
+                        "ec2:CreateAction": [a.removeprefix("ec2:") for a in _CREATE_ACTIONS]
+                    }
+                },
             )
         )
         role.add_to_policy(
@@ -222,6 +237,7 @@ class TemporaryEgress(Construct):
                 sid="CreateInThisVpc",
                 actions=[
                     "ec2:AttachInternetGateway",
+                    "ec2:CreateNatGateway",
                     "ec2:CreateRouteTable",
                     "ec2:CreateSubnet",
                     "ec2:DetachInternetGateway",
@@ -237,7 +253,6 @@ class TemporaryEgress(Construct):
                     "ec2:AttachInternetGateway",
                     "ec2:CreateNatGateway",
                     "ec2:CreateRoute",
-                    "ec2:CreateTags",
                     "ec2:DeleteInternetGateway",
                     "ec2:DeleteNatGateway",
                     "ec2:DeleteRoute",
@@ -253,12 +268,12 @@ class TemporaryEgress(Construct):
         )
         role.add_to_policy(
             iam.PolicyStatement(
-                sid="RouteTheVpcsOwnTables",
+                sid="RouteTheWorkloadTables",
                 actions=["ec2:CreateRoute", "ec2:DeleteRoute"],
                 resources=[
-                    stack.format_arn(service="ec2", resource="route-table", resource_name="*")
+                    stack.format_arn(service="ec2", resource="route-table", resource_name=table)
+                    for table in self.network.workload_route_table_ids
                 ],
-                conditions={"ArnEquals": {"ec2:Vpc": self.vpc_arn}},
             )
         )
 
@@ -271,7 +286,7 @@ class TemporaryEgress(Construct):
             )
         )
         stack = Stack.of(self)
-        for resource_type in (*_CREATED_TYPES, "route-table"):
+        for resource_type in _CREATED_TYPES:
             arn = nag_resource_text(
                 stack, stack.format_arn(service="ec2", resource=resource_type, resource_name="*")
             )
@@ -280,7 +295,7 @@ class TemporaryEgress(Construct):
                     id=f"AwsSolutions-IAM5[Resource::{arn}]",
                     reason="Ids of the egress parts are unknown before they exist; every "
                     "statement on them requires the owner tag of this egress (request tag "
-                    "on create, resource tag after), or this VPC for its route tables.",
+                    "on create, resource tag after).",
                 )
             )
         invoked = [
