@@ -84,6 +84,12 @@ def _region(value: str) -> str | None:
     return None if value in known else "a known AWS region name, e.g. eu-west-1"
 
 
+def _pinned_tag(value: str) -> str | None:
+    if value.lower() == "latest" or not IMAGE_TAG.match(value):
+        return "a pinned Docker image tag (not latest), e.g. 3.3.15"
+    return None
+
+
 @dataclass(frozen=True)
 class NetworkConfig:
     vpc_cidr: str = field(default="10.20.0.0/16", metadata=_check(_vpc_cidr))
@@ -117,12 +123,9 @@ class ServiceConfig:
     cpu_target_percent: int = field(default=60, metadata=_check(_int_between(10, 90)))
     requests_per_target: int = field(default=500, metadata=_check(_int_between(1, 100000)))
     log_retention_days: int = field(default=30, metadata=_check(_one_of_ints(LOG_RETENTION_DAYS)))
-
-
-def _pinned_tag(value: str) -> str | None:
-    if value.lower() == "latest" or not IMAGE_TAG.match(value):
-        return "a pinned Docker image tag (not latest), e.g. 3.3.15"
-    return None
+    # None: the sample app in sample_app/, staged as a CDK asset. A tag: that image from the
+    # environment's app repository, as a CI pipeline pushed it.
+    app_image_tag: str | None = field(default=None, metadata=_check(_pinned_tag))
 
 
 @dataclass(frozen=True)

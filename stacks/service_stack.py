@@ -14,6 +14,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig, retention
+from traced_fargate.app_image_repository import AppImageRepository
 from traced_fargate.closed_vpc import ClosedVpc
 from traced_fargate.pull_through_cache import PullThroughCache
 from traced_fargate.traced_fargate_service import TracedFargateService
@@ -30,6 +31,7 @@ class ServiceStack(Stack):
         config: EnvironmentConfig,
         network: ClosedVpc,
         pull_through_cache: PullThroughCache,
+        app_repository: AppImageRepository,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -42,9 +44,7 @@ class ServiceStack(Stack):
             self,
             "TracedService",
             network=network,
-            app_image=ecs.ContainerImage.from_asset(
-                str(SAMPLE_APP), platform=ecr_assets.Platform.LINUX_AMD64
-            ),
+            app_image=self._app_image(svc.app_image_tag, app_repository),
             pull_through_cache=pull_through_cache,
             tracing_mode=tracing.mode,
             sidecar_image_tag=sidecar_tag,
@@ -74,6 +74,14 @@ class ServiceStack(Stack):
             )
         CfnOutput(self, "ServiceUrl", value=self.service.url)
         CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic_arn)
+
+    @staticmethod
+    def _app_image(tag: str | None, repository: AppImageRepository) -> ecs.ContainerImage:
+        if tag is None:
+            return ecs.ContainerImage.from_asset(
+                str(SAMPLE_APP), platform=ecr_assets.Platform.LINUX_AMD64
+            )
+        return repository.container_image(tag)
 
     def _alarm_topic(self) -> sns.Topic:
         # A customer key: CloudWatch cannot publish to a topic under the AWS-managed key.

@@ -42,6 +42,7 @@ class TracedFargateStage(Stage):
             config=config,
             network=self.network.network,
             pull_through_cache=self.registry.pull_through_cache,
+            app_repository=self.registry.app_repository,
             description=f"traced-fargate {config.name}: traced Fargate service, internal ALB",
         )
         self.load_test = LoadTestStack(

@@ -67,6 +67,7 @@ def test_defaults_fill_omitted_sections(raw: dict[str, Any]) -> None:
         (("service",), [], "dev.service: expected an object, got []"),
         (("service", "cpu"), 300, "dev.service: cpu 300 / memory_mib 1024: cpu must be one of"),
         (("service", "memory_mib"), 8192, "memory must be one of: 1024, 2048, 3072, 4096 MiB"),
+        (("service", "app_image_tag"), "latest", "dev.service.app_image_tag: 'latest' is no"),
         (("service", "desired_count"), 5, "desired_count 5 must be within min_count 1 and max_co"),
         (("registry", "pull_through_cache_prefix"), "A", "pull_through_cache_prefix: 'A' is not"),
         (("load_client", "instance_type"), "big", "dev.load_client.instance_type: 'big' is no"),

@@ -273,3 +273,32 @@ def test_alarms_notify_the_topic(service: Template) -> None:
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
     service.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
+
+
+def test_app_image_from_the_repository_when_a_tag_is_configured(
+    environments: list[EnvironmentConfig],
+) -> None:
+    """The seam for CI-built images: `service.app_image_tag` deploys from the app repository."""
+    import dataclasses
+
+    from aws_cdk import App
+
+    from stacks.app_builder import build_app
+    from tests.conftest import new_app
+
+    dev = next(e for e in environments if e.name == "dev")
+    tagged = dataclasses.replace(
+        dev, service=dataclasses.replace(dev.service, app_image_tag="dev-1.4.2")
+    )
+    app: App = new_app()
+    (stage,) = build_app(app, [tagged])
+    template = Template.from_stack(stage.service)
+    app_container = containers(template)["app"]
+    parts = app_container["Image"]["Fn::Join"][1]
+    assert parts[-1] == ":dev-1.4.2"
+    assert "AppRepository" in str(parts)
+    assert "container-assets" not in str(parts)
+    policies = template.find_resources("AWS::IAM::Policy")
+    (execution,) = [p for k, p in policies.items() if "ExecutionRole" in k]
+    resources = str(execution["Properties"]["PolicyDocument"]["Statement"])
+    assert "AppRepository" in resources
