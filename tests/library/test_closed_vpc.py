@@ -131,7 +131,23 @@ def test_endpoints_accept_exactly_https_from_the_granted_workload(built: Built) 
             "ToPort": 443,
         }
     ]
-    # allow_all_outbound=False on the workload: the grant also opens its way out.
+    # allow_all_outbound=False on the workload: the grant also opens its way out, to the
+    # endpoints and (inline, on S3's public addresses) to the S3 gateway.
+    (workload,) = [
+        g["Properties"]
+        for k, g in groups.items()
+        if _group_id(built, built.workload) == {"Fn::GetAtt": [k, "GroupId"]}
+    ]
+    assert workload["SecurityGroupEgress"] == [
+        {
+            "CidrIp": "0.0.0.0/0",
+            "Description": "HTTPS to the interface endpoints and the S3 gateway "
+            "(no internet route exists)",
+            "FromPort": 443,
+            "IpProtocol": "tcp",
+            "ToPort": 443,
+        }
+    ]
     assert _properties(built, "AWS::EC2::SecurityGroupEgress") == [
         {
             "Description": "HTTPS to the interface endpoints",

@@ -172,15 +172,23 @@ class ClosedVpc(Construct):
         return [s.route_table.route_table_id for s in self.vpc.isolated_subnets]
 
     def allow_endpoints_from(self, peer: ec2.IConnectable, description: str = "") -> None:
-        """Open HTTPS on every interface endpoint to ``peer`` (and only to it).
+        """Let ``peer`` reach AWS from the VPC: HTTPS to every interface endpoint (opened to
+        it and only to it) and HTTPS out of its own security groups to the S3 gateway.
 
-        The rules are created from the peer's side, so they live in the peer's stack: a
-        workload stack can depend on the network stack without a cycle.
+        The S3 gateway is a route to S3's public addresses, so that egress names no group;
+        it leads nowhere else because the VPC has no internet route. The rules are created
+        from the peer's side, so they live in the peer's stack: a workload stack can depend
+        on the network stack without a cycle.
         """
         peer.connections.allow_to(
             self.endpoint_security_group,
             ec2.Port.tcp(443),
             description or "HTTPS to the interface endpoints",
+        )
+        peer.connections.allow_to(
+            ec2.Peer.any_ipv4(),
+            ec2.Port.tcp(443),
+            "HTTPS to the interface endpoints and the S3 gateway (no internet route exists)",
         )
 
 

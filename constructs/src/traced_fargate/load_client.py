@@ -116,11 +116,6 @@ class LoadClient(Construct):
             allow_all_outbound=False,
         )
         """The instance's security group: no ingress, egress only as granted."""
-        self.security_group.add_egress_rule(
-            ec2.Peer.any_ipv4(),
-            ec2.Port.tcp(443),
-            "HTTPS to the interface endpoints and the S3 gateway (no internet route exists)",
-        )
 
         self.role = iam.Role(
             self,

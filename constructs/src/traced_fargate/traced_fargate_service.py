@@ -347,11 +347,6 @@ class TracedFargateService(Construct):
             description="Service tasks: app port from the load balancer only",
             allow_all_outbound=False,
         )
-        self.security_group.add_egress_rule(
-            ec2.Peer.any_ipv4(),
-            ec2.Port.tcp(443),
-            "HTTPS to the interface endpoints and the S3 gateway (no internet route exists)",
-        )
         network.allow_endpoints_from(self.security_group, "Service tasks to AWS endpoints")
 
         strategies = [
