@@ -10,6 +10,8 @@ CDK       := node_modules/.bin/cdk
 PY_STAMP  := $(VENV)/.installed
 JS_STAMP  := node_modules/.installed
 TEST_OUT  := .cache/test.out
+DOCS_OUT  := docs/api
+DIST      := dist
 ENV       ?=
 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -17,10 +19,11 @@ export PYTHONDONTWRITEBYTECODE := 1
 # cdk.json runs `python3 app.py`: the venv must come first on PATH.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup synth test lint typecheck unit cfn-lint demo bench deploy diff bootstrap clean
+.PHONY: help setup synth test lint typecheck docs docs-check unit cfn-lint package demo bench deploy \
+	diff bootstrap clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 $(PY_STAMP): requirements/dev.lock constructs/pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -50,13 +53,24 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy
 
+docs: $(PY_STAMP) ## API reference of the construct library, from its docstrings, into docs/api/
+	$(PY) tools/api_docs.py $(DOCS_OUT)
+
+docs-check: $(PY_STAMP) ## the docs build of the gate: fails on any pdoc warning or broken reference
+	$(PY) tools/api_docs.py --strict --quick .cache/docs-api
+
 unit: setup
 	CDK_TEST_OUTDIR=$(TEST_OUT) $(PY) -m pytest
 
 cfn-lint: unit
 	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- $(TEST_OUT)/assembly-*/*.template.json
 
-test: lint typecheck unit cfn-lint ## the whole gate: ruff, mypy, pytest, cfn-lint
+test: lint typecheck docs-check unit cfn-lint ## the whole gate: ruff, mypy, API docs, pytest, cfn-lint
+
+package: $(PY_STAMP) ## build the library's wheel and sdist into dist/ and check them
+	rm -rf $(DIST)
+	$(PY) -m build --no-isolation --outdir $(DIST) constructs
+	$(VENV)/bin/twine check --strict $(DIST)/*
 
 demo: setup ## run the sample app locally and watch its traces (no AWS, no Docker)
 	$(PY) tools/demo.py
@@ -77,4 +91,4 @@ deploy: setup ## cdk deploy ENV=name (all stacks of that environment)
 	$(CDK) deploy -c env=$(ENV) '$(ENV)/*' --require-approval broadening
 
 clean: ## remove build output (keeps .venv and node_modules)
-	rm -rf cdk.out .cache build dist constructs/dist
+	rm -rf cdk.out .cache build dist constructs/dist $(DOCS_OUT)

@@ -10,7 +10,6 @@ is allowed.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import re
 import types
 import typing
@@ -21,14 +20,17 @@ from typing import Any, Literal
 from aws_cdk import aws_logs as logs
 from aws_cdk import region_info
 
-from traced_fargate.fargate_sizes import fargate_size_problem
+from traced_fargate import rules
+from traced_fargate.pull_through_cache import PullThroughCache
+from traced_fargate.tracing import AdotCollector, TracingSidecar, XRayDaemon
 
-ENV_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
-ACCOUNT = re.compile(r"^\d{12}$")
-# ECR pull-through-cache prefix rules: lowercase, 2-30 chars, separators inside.
-CACHE_PREFIX = re.compile(r"^(?=.{2,30}$)[a-z0-9]+(?:[._/-][a-z0-9]+)*$")
-INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
-IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+# Each pattern must match the whole value (re.fullmatch): with re.match and "$", a value
+# with a trailing newline would pass.
+ENV_NAME = re.compile(r"[a-z][a-z0-9-]*")
+ACCOUNT = re.compile(r"\d{12}")
+INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
+EGRESS_GENERATION = re.compile(r"[A-Za-z0-9._-]{1,32}")
+DEFAULT_CACHE_PREFIX = "{name}-ecr-public"
 
 # The values CloudWatch Logs accepts for retentionInDays, and their CDK names.
 _RETENTION_NAMES = {
@@ -48,14 +50,23 @@ def retention(days: int) -> logs.RetentionDays:
 
 
 TracingMode = Literal["xray-daemon", "adot-collector"]
+CpuArchitecture = Literal["X86_64", "ARM64"]
 EgressMode = Literal["temporary", "none"]
 
 Check = Callable[[Any], str | None]
 """Returns None when the value is acceptable, else a phrase saying what is allowed."""
 
 
+Rule = Callable[[str, Any], list[str]]
+"""A library rule: given the key path and the value, one line per broken rule."""
+
+
 def _check(check: Check) -> dict[str, Check]:
     return {"check": check}
+
+
+def _rule(rule: Rule) -> dict[str, Rule]:
+    return {"rule": rule}
 
 
 def _int_between(low: int, high: int) -> Check:
@@ -67,16 +78,7 @@ def _one_of_ints(values: tuple[int, ...]) -> Check:
 
 
 def _matches(pattern: re.Pattern[str], description: str) -> Check:
-    return lambda v: None if pattern.match(v) else description
-
-
-def _vpc_cidr(value: str) -> str | None:
-    allowed = "an IPv4 CIDR block with a prefix length from /16 to /24, e.g. 10.20.0.0/16"
-    try:
-        net = ipaddress.IPv4Network(value, strict=True)
-    except ValueError:
-        return allowed
-    return None if 16 <= net.prefixlen <= 24 else allowed
+    return lambda v: None if pattern.fullmatch(v) else description
 
 
 def _region(value: str) -> str | None:
@@ -84,16 +86,10 @@ def _region(value: str) -> str | None:
     return None if value in known else "a known AWS region name, e.g. eu-west-1"
 
 
-def _pinned_tag(value: str) -> str | None:
-    if value.lower() == "latest" or not IMAGE_TAG.match(value):
-        return "a pinned Docker image tag (not latest), e.g. 3.3.15"
-    return None
-
-
 @dataclass(frozen=True)
 class NetworkConfig:
-    vpc_cidr: str = field(default="10.20.0.0/16", metadata=_check(_vpc_cidr))
-    max_azs: int = field(default=2, metadata=_check(_int_between(2, 6)))
+    vpc_cidr: str = field(default="10.20.0.0/16", metadata=_rule(rules.cidr_problems))
+    max_azs: int = field(default=2, metadata=_rule(rules.max_azs_problems))
     flow_log_retention_days: int = field(
         default=365, metadata=_check(_one_of_ints(LOG_RETENTION_DAYS))
     )
@@ -101,38 +97,42 @@ class NetworkConfig:
 
 @dataclass(frozen=True)
 class RegistryConfig:
-    pull_through_cache_prefix: str | None = field(
-        default=None,
-        metadata=_check(
-            _matches(CACHE_PREFIX, "2-30 lowercase letters and digits, separated by . _ - or /")
-        ),
-    )
+    # None: DEFAULT_CACHE_PREFIX. Checked, explicit or derived, by the library's own rule
+    # (repository_prefix_problems) in _cache_prefix_problems, so the two cannot disagree.
+    pull_through_cache_prefix: str | None = None
     untagged_expiry_days: int = field(default=10, metadata=_check(_int_between(1, 3650)))
 
 
 @dataclass(frozen=True)
 class ServiceConfig:
-    cpu: int = field(default=512, metadata=_check(_int_between(256, 16384)))
-    memory_mib: int = field(default=1024, metadata=_check(_int_between(512, 122880)))
-    desired_count: int = field(default=1, metadata=_check(_int_between(1, 100)))
-    min_count: int = field(default=1, metadata=_check(_int_between(1, 100)))
-    max_count: int = field(default=2, metadata=_check(_int_between(1, 100)))
-    fargate_base: int = field(default=1, metadata=_check(_int_between(0, 100000)))
-    fargate_weight: int = field(default=1, metadata=_check(_int_between(0, 1000)))
-    spot_weight: int = field(default=0, metadata=_check(_int_between(0, 1000)))
-    cpu_target_percent: int = field(default=60, metadata=_check(_int_between(10, 90)))
-    requests_per_target: int = field(default=500, metadata=_check(_int_between(1, 100000)))
+    # Sizes, counts, weights and targets are checked together by the library's rules in
+    # _cross_checks: each depends on another.
+    cpu: int = 512
+    memory_mib: int = 1024
+    cpu_architecture: CpuArchitecture = "X86_64"
+    min_count: int = 1
+    max_count: int = 2
+    fargate_base: int = 1
+    fargate_weight: int = 1
+    spot_weight: int = 0
+    cpu_target_percent: int = 60
+    requests_per_target: int = 500
     log_retention_days: int = field(default=30, metadata=_check(_one_of_ints(LOG_RETENTION_DAYS)))
     # None: the sample app in sample_app/, staged as a CDK asset. A tag: that image from the
     # environment's app repository, as a CI pipeline pushed it.
-    app_image_tag: str | None = field(default=None, metadata=_check(_pinned_tag))
+    app_image_tag: str | None = field(default=None, metadata=_rule(rules.image_reference_problems))
 
 
 @dataclass(frozen=True)
 class TracingConfig:
     mode: TracingMode = "xray-daemon"
-    xray_daemon_tag: str = field(default="3.3.15", metadata=_check(_pinned_tag))
-    adot_collector_tag: str = field(default="v0.49.0", metadata=_check(_pinned_tag))
+    xray_daemon_tag: str = field(
+        default=rules.DEFAULT_XRAY_DAEMON_TAG, metadata=_rule(rules.image_reference_problems)
+    )
+    adot_collector_tag: str = field(
+        default=rules.DEFAULT_ADOT_COLLECTOR_TAG,
+        metadata=_rule(rules.image_reference_problems),
+    )
 
 
 @dataclass(frozen=True)
@@ -141,9 +141,7 @@ class EgressConfig:
     # Changing it reopens the egress on the next deploy; the same deploy closes it again.
     generation: str = field(
         default="1",
-        metadata=_check(
-            _matches(re.compile(r"^[A-Za-z0-9._-]{1,32}$"), "1-32 letters, digits, . _ -")
-        ),
+        metadata=_check(_matches(EGRESS_GENERATION, "1-32 letters, digits, . _ -")),
     )
 
 
@@ -221,6 +219,12 @@ def _parse_section(cls: type[Any], raw: Any, where: str, problems: list[str]) ->
                 f"{where}.{name}: {value!r} is not allowed; expected {_describe_type(tp)}"
             )
             continue
+        rule: Rule | None = f.metadata.get("rule")
+        if rule is not None:
+            lines = rule(f"{where}.{name}", value)
+            if lines:
+                problems.extend(lines)
+                continue
         check: Check | None = f.metadata.get("check")
         allowed_text = check(value) if check else None
         if allowed_text:
@@ -231,31 +235,40 @@ def _parse_section(cls: type[Any], raw: Any, where: str, problems: list[str]) ->
 
 
 def _cross_checks(env: EnvironmentConfig, where: str) -> list[str]:
-    problems = []
     svc = env.service
-    size = fargate_size_problem(svc.cpu, svc.memory_mib)
+    keys = f"{where}.service."
+    problems = []
+    size = rules.fargate_size_problem(svc.cpu, svc.memory_mib)
     if size:
         problems.append(f"{where}.service: cpu {svc.cpu} / memory_mib {svc.memory_mib}: {size}")
-    if not svc.min_count <= svc.desired_count <= svc.max_count:
-        problems.append(
-            f"{where}.service: desired_count {svc.desired_count} must be within "
-            f"min_count {svc.min_count} and max_count {svc.max_count}"
-        )
-    if svc.fargate_weight + svc.spot_weight == 0:
-        problems.append(
-            f"{where}.service: fargate_weight and spot_weight are both 0; at least one must be > 0"
-        )
+    problems += rules.count_problems(svc.min_count, svc.max_count, prefix=keys)
+    problems += rules.capacity_problems(
+        svc.fargate_base, svc.fargate_weight, svc.spot_weight, prefix=keys
+    )
+    problems += rules.target_problems(svc.cpu_target_percent, svc.requests_per_target, prefix=keys)
     if env.network.max_azs > 2 and not (env.account and env.region):
         problems.append(
             f"{where}.network.max_azs: {env.network.max_azs} needs account and region set; "
             "an environment-agnostic stack can only use 2 availability zones"
         )
+    return problems
+
+
+def _cache_prefix_problems(env: EnvironmentConfig, where: str, *, derived: bool) -> list[str]:
+    """The library's problems with the prefix; for a derived one, where it came from."""
     prefix = env.registry.pull_through_cache_prefix
-    if prefix is not None and not CACHE_PREFIX.match(prefix):
-        problems.append(
-            f"{where}.registry.pull_through_cache_prefix: the default {prefix!r} (from the "
-            "environment name) is too long; set a prefix of at most 30 characters"
+    if prefix is None:
+        return []
+    problems = rules.repository_prefix_problems(
+        f"{where}.registry.pull_through_cache_prefix", prefix
+    )
+    if derived:
+        pattern = DEFAULT_CACHE_PREFIX.format(name="<environment name>")
+        origin = (
+            f"; it is the default for environment {env.name!r} ({pattern}): "
+            "set registry.pull_through_cache_prefix"
         )
+        problems = [problem + origin for problem in problems]
     return problems
 
 
@@ -271,7 +284,7 @@ def load_environments(raw: Any, selected: str | None = None) -> list[Environment
     configs: list[EnvironmentConfig] = []
     for name, section in raw.items():
         env_where = f"{where}.{name}"
-        if not isinstance(name, str) or not ENV_NAME.match(name):
+        if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
             problems.append(
                 f"{env_where}: environment name {name!r} is not allowed; expected lowercase "
                 "[a-z][a-z0-9-]*"
@@ -281,16 +294,25 @@ def load_environments(raw: Any, selected: str | None = None) -> list[Environment
         if parsed is None:
             continue
         env = dataclasses.replace(parsed, name=name)
-        if env.registry.pull_through_cache_prefix is None:
+        # Derived only when the key is absent: a given but invalid value is reported as such.
+        registry_section = section.get("registry")
+        derived = not (
+            isinstance(registry_section, Mapping)
+            and "pull_through_cache_prefix" in registry_section
+        )
+        if derived:
             registry = dataclasses.replace(
-                env.registry, pull_through_cache_prefix=f"{name}-ecr-public"
+                env.registry, pull_through_cache_prefix=DEFAULT_CACHE_PREFIX.format(name=name)
             )
             env = dataclasses.replace(env, registry=registry)
         problems.extend(_cross_checks(env, env_where))
+        problems.extend(_cache_prefix_problems(env, env_where, derived=derived))
         configs.append(env)
     prefixes: dict[tuple[str | None, str | None, str | None], str] = {}
     for env in configs:
         key = (env.account, env.region, env.registry.pull_through_cache_prefix)
+        if key[2] is None:
+            continue  # an explicit prefix of the wrong type, already reported
         if key in prefixes:
             problems.append(
                 f"{where}.{env.name}.registry.pull_through_cache_prefix: "
@@ -305,3 +327,10 @@ def load_environments(raw: Any, selected: str | None = None) -> list[Environment
     if problems:
         raise ConfigError(problems)
     return [c for c in configs if selected is None or c.name == selected]
+
+
+def tracing_sidecar(tracing: TracingConfig, cache: PullThroughCache) -> TracingSidecar:
+    """The tracing sidecar that ``tracing.mode`` names, at its configured tag."""
+    if tracing.mode == "adot-collector":
+        return AdotCollector(pull_through_cache=cache, tag=tracing.adot_collector_tag)
+    return XRayDaemon(pull_through_cache=cache, tag=tracing.xray_daemon_tag)

@@ -1,4 +1,9 @@
-"""Stateful registry resources of one environment: kept when the stack is deleted."""
+"""Registry resources of one environment.
+
+The app repository is kept when the stack is deleted (its name is generated, so the next
+deploy creates a new one beside it); the pull-through-cache repositories, whose names are
+fixed, are emptied and deleted with the stack, and a later deploy refills them from upstream.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from constructs import Construct
 from stacks.config import EnvironmentConfig
 from traced_fargate.app_image_repository import AppImageRepository
 from traced_fargate.pull_through_cache import PullThroughCache
-from traced_fargate.traced_fargate_service import SIDECARS
+from traced_fargate.tracing import AdotCollector, XRayDaemon
 
 
 class RegistryStack(Stack):
@@ -31,5 +36,5 @@ class RegistryStack(Stack):
             self,
             "PullThroughCache",
             repository_prefix=prefix,
-            cached_repositories=[s.upstream_path for s in SIDECARS.values()],
+            cached_repositories=[XRayDaemon.UPSTREAM_PATH, AdotCollector.UPSTREAM_PATH],
         )

@@ -39,6 +39,12 @@ def new_app(outdir: str | None = None, **context: Any) -> App:
     )
 
 
+def bare_app(outdir: str | None = None) -> App:
+    """An App as a library consumer has it: none of the project's feature flags, and
+    without CloudFormation's synth-time checks (as new_app)."""
+    return App(outdir=outdir, builtin_cloud_formation_validation=False)
+
+
 @pytest.fixture(scope="session")
 def environments() -> list[EnvironmentConfig]:
     return load_environments(cdk_json_context()["environments"])

@@ -12,6 +12,7 @@ import pytest
 
 from stacks.config import ConfigError, load_environments
 from tests.conftest import ROOT, cdk_json_context
+from traced_fargate.pull_through_cache import repository_prefix_problems
 
 
 @pytest.fixture
@@ -52,24 +53,46 @@ def test_defaults_fill_omitted_sections(raw: dict[str, Any]) -> None:
         (("bogus",), 1, "dev.bogus: unknown key; allowed keys: account, egress,"),
         (("network", "colour"), "red", "dev.network.colour: unknown key; allowed keys: "),
         (("network", "max_azs"), "2", "dev.network.max_azs: '2' is not allowed; expected an int"),
-        (("network", "max_azs"), 1, "dev.network.max_azs: 1 is not allowed; expected an integer"),
+        (
+            ("network", "max_azs"),
+            1,
+            "dev.network.max_azs: 1 is not allowed; allowed: a whole number from 2 to 6",
+        ),
         (("network", "max_azs"), True, "dev.network.max_azs: True is not allowed; expected an int"),
         (("network", "vpc_cidr"), "10.0.0.0/33", "dev.network.vpc_cidr: '10.0.0.0/33' is not al"),
         (("network", "vpc_cidr"), "10.0.0.1/16", "dev.network.vpc_cidr: '10.0.0.1/16' is not al"),
-        (("network", "vpc_cidr"), "10.0.0.0/8", "expected an IPv4 CIDR block with a prefix len"),
+        (
+            ("network", "vpc_cidr"),
+            "10.0.0.0/8",
+            "'10.0.0.0/8' is not allowed; expected a prefix length from /16 to /24",
+        ),
         (("network", "flow_log_retention_days"), 2, "flow_log_retention_days: 2 is not allowed"),
         (("account",), "12345", "dev.account: '12345' is not allowed; expected a 12-digit AWS"),
         (("region",), "moon-east-1", "dev.region: 'moon-east-1' is not allowed; expected a kn"),
         (("tracing", "mode"), "zipkin", "dev.tracing.mode: 'zipkin' is not allowed; expected one"),
-        (("tracing", "xray_daemon_tag"), "a b", "dev.tracing.xray_daemon_tag: 'a b' is not al"),
-        (("tracing", "adot_collector_tag"), "latest", "adot_collector_tag: 'latest' is not all"),
+        (
+            ("tracing", "xray_daemon_tag"),
+            "a b",
+            "dev.tracing.xray_daemon_tag: 'a b' is not a valid image tag",
+        ),
+        (
+            ("tracing", "adot_collector_tag"),
+            "latest",
+            "adot_collector_tag: 'latest' is a floating tag and is not allowed",
+        ),
         (("egress", "mode"), "always", "dev.egress.mode: 'always' is not allowed; expected one of"),
         (("service",), [], "dev.service: expected an object, got []"),
         (("service", "cpu"), 300, "dev.service: cpu 300 / memory_mib 1024: cpu must be one of"),
         (("service", "memory_mib"), 8192, "memory must be one of: 1024, 2048, 3072, 4096 MiB"),
-        (("service", "app_image_tag"), "latest", "dev.service.app_image_tag: 'latest' is no"),
-        (("service", "desired_count"), 5, "desired_count 5 must be within min_count 1 and max_co"),
-        (("registry", "pull_through_cache_prefix"), "A", "pull_through_cache_prefix: 'A' is not"),
+        (
+            ("service", "app_image_tag"),
+            "latest",
+            "dev.service.app_image_tag: 'latest' is a floating tag",
+        ),
+        (("service", "min_count"), 5, "dev.service.min_count: 5 is above max_count 2"),
+        (("service", "desired_count"), 2, "desired_count: unknown key; allowed keys: app_image_t"),
+        (("service", "cpu_architecture"), "arm", "cpu_architecture: 'arm' is not allowed; expe"),
+        (("registry", "pull_through_cache_prefix"), "Ab", "pull_through_cache_prefix: 'Ab' is no"),
         (("load_client", "instance_type"), "big", "dev.load_client.instance_type: 'big' is no"),
     ],
 )
@@ -86,11 +109,79 @@ def test_each_bad_value_is_named(
     assert problems[0].startswith("cdk.json: context.environments.dev")
 
 
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("account",), "123456789012\n"),
+        (("registry", "pull_through_cache_prefix"), "dev-ecr\n"),
+        (("load_client", "instance_type"), "t3.micro\n"),
+        (("tracing", "xray_daemon_tag"), "3.3.15\n"),
+        (("tracing", "adot_collector_tag"), "v0.49.0\n"),
+        (("service", "app_image_tag"), "1.4.2\n"),
+        (("egress", "generation"), "2\n"),
+        (("network", "vpc_cidr"), "10.20.0.0/16\n"),
+    ],
+)
+def test_a_trailing_newline_is_not_part_of_a_valid_value(
+    raw: dict[str, Any], path: tuple[str, ...], value: str
+) -> None:
+    target = raw["dev"]
+    for key in path[:-1]:
+        target = target.setdefault(key, {})
+    target[path[-1]] = value
+    (problem,) = problems_for(raw)
+    assert problem.startswith(f"cdk.json: context.environments.dev.{'.'.join(path)}: {value!r} ")
+
+
+def test_an_environment_name_with_a_trailing_newline_is_rejected(raw: dict[str, Any]) -> None:
+    raw["dev\n"] = raw.pop("dev")
+    (problem,) = problems_for(raw)
+    assert "environment name 'dev\\n' is not allowed" in problem
+
+
+KEY = "cdk.json: context.environments.{}.registry.pull_through_cache_prefix"
+SET_IT = "set registry.pull_through_cache_prefix"
+
+
 def test_long_environment_name_needs_explicit_cache_prefix() -> None:
     name = "a-very-long-environment-name"
     (problem,) = problems_for({name: {}})
-    assert f"{name}.registry.pull_through_cache_prefix: the default" in problem
+    assert problem.startswith(
+        f"{KEY.format(name)}: '{name}-ecr-public' has 39 characters; allowed: 2-30"
+    )
+    assert f"the default for environment {name!r}" in problem
+    assert SET_IT in problem
     assert load_environments({name: {"registry": {"pull_through_cache_prefix": "long-ecr"}}})
+
+
+def test_environment_name_that_derives_an_invalid_prefix_says_why(raw: dict[str, Any]) -> None:
+    (problem,) = problems_for({"dev-": {}})
+    assert problem.startswith(
+        f"{KEY.format('dev-')}: 'dev--ecr-public' is not a valid repository prefix; allowed: "
+        "lowercase letters and digits, separated by single . _ or -"
+    )
+    assert "too long" not in problem
+    assert "the default for environment 'dev-'" in problem
+    assert SET_IT in problem
+    (env,) = load_environments({"dev-": {"registry": {"pull_through_cache_prefix": "dev-ecr"}}})
+    assert env.registry.pull_through_cache_prefix == "dev-ecr"
+
+
+@pytest.mark.parametrize(
+    "prefix", ["e", "e" * 31, "ecr--public", "ecr/", "ecr//public", "Ecr", "ROOT", "a b"]
+)
+def test_explicit_prefix_follows_the_library_rule(raw: dict[str, Any], prefix: str) -> None:
+    raw["dev"]["registry"]["pull_through_cache_prefix"] = prefix
+    key = KEY.format("dev")
+    assert problems_for(raw) == repository_prefix_problems(key, prefix)
+    assert all(p.startswith(f"{key}: {prefix!r} ") for p in problems_for(raw))
+
+
+@pytest.mark.parametrize("prefix", ["ec", "e" * 30, "team.a/ecr_public", "root"])
+def test_explicit_prefix_the_library_accepts_is_accepted(raw: dict[str, Any], prefix: str) -> None:
+    raw["dev"]["registry"]["pull_through_cache_prefix"] = prefix
+    envs = {e.name: e for e in load_environments(raw)}
+    assert envs["dev"].registry.pull_through_cache_prefix == prefix
 
 
 def test_environment_name_must_be_lowercase(raw: dict[str, Any]) -> None:
@@ -151,3 +242,31 @@ def test_app_prints_problems_without_traceback(tmp_path: Any) -> None:
     assert len(lines) == 2
     assert "dev.network.max_azs: 1" in lines[0]
     assert "prod.tracing.mode: 'jaeger'" in lines[1]
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("service", "cpu_target_percent"), 95),
+        (("service", "max_count"), 500),
+        (("tracing", "xray_daemon_tag"), "sha256:" + "a" * 64),
+        (("service", "app_image_tag"), "sha256:" + "b" * 64),
+    ],
+)
+def test_config_accepts_what_the_library_accepts(
+    raw: dict[str, Any], path: tuple[str, ...], value: Any
+) -> None:
+    target = raw["dev"]
+    for key in path[:-1]:
+        target = target.setdefault(key, {})
+    target[path[-1]] = value
+    (dev,) = load_environments(raw, "dev")
+    assert dev.name == "dev"
+
+
+def test_config_reports_the_librarys_own_message_under_the_key_path(raw: dict[str, Any]) -> None:
+    from traced_fargate.service_scaling import target_problems
+
+    raw["dev"].setdefault("service", {})["cpu_target_percent"] = 0
+    where = "cdk.json: context.environments.dev.service."
+    assert problems_for(raw) == target_problems(0, 500, prefix=where)

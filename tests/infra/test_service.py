@@ -70,7 +70,7 @@ def test_app_container(service: Template, env: EnvironmentConfig) -> None:
     assert environment["AWS_XRAY_DAEMON_ADDRESS"] == "127.0.0.1:2000"
     assert environment["SERVICE_NAME"] == f"traced-fargate-{env.name}"
     assert environment["PORT"] == "8080"
-    assert app["PortMappings"] == [{"ContainerPort": 8080, "Protocol": "tcp"}]
+    assert app["PortMappings"] == [{"ContainerPort": 8080, "Name": "app", "Protocol": "tcp"}]
     assert app["User"] == "10001"
     assert app["ReadonlyRootFilesystem"] is True
     assert app["MountPoints"] == [
@@ -101,13 +101,18 @@ def test_log_groups_encrypted_with_retention(service: Template, env: Environment
 
 
 def test_task_role_may_only_write_traces(service: Template) -> None:
-    role = next(
-        r
-        for r in service.find_resources("AWS::IAM::Role").values()
-        if r["Properties"].get("Policies")
-    )
-    (policy,) = role["Properties"]["Policies"]
-    assert policy["PolicyDocument"]["Statement"] == [
+    (task_role_id,) = [
+        k for k, r in service.find_resources("AWS::IAM::Role").items() if "TaskRole" in k
+    ]
+    role = service.find_resources("AWS::IAM::Role")[task_role_id]
+    assert "Policies" not in role["Properties"]
+    assert "ManagedPolicyArns" not in role["Properties"]
+    (policy,) = [
+        p
+        for p in service.find_resources("AWS::IAM::Policy").values()
+        if {"Ref": task_role_id} in p["Properties"]["Roles"]
+    ]
+    assert policy["Properties"]["PolicyDocument"]["Statement"] == [
         {
             "Action": [
                 "xray:GetSamplingRules",
@@ -120,7 +125,6 @@ def test_task_role_may_only_write_traces(service: Template) -> None:
             "Resource": "*",
         }
     ]
-    assert "ManagedPolicyArns" not in role["Properties"]
 
 
 def test_execution_role_pulls_and_logs_only(service: Template, env: EnvironmentConfig) -> None:
@@ -162,7 +166,8 @@ def test_service_deploys_safely_in_isolated_subnets(
     service: Template, env: EnvironmentConfig
 ) -> None:
     props = only(service, "AWS::ECS::Service")["Properties"]
-    assert props["DesiredCount"] == env.service.desired_count
+    # Auto scaling owns the count: a DesiredCount would be re-applied on every deploy.
+    assert "DesiredCount" not in props
     assert props["DeploymentConfiguration"] == {
         "DeploymentCircuitBreaker": {"Enable": True, "Rollback": True},
         "MaximumPercent": 200,
@@ -302,3 +307,29 @@ def test_app_image_from_the_repository_when_a_tag_is_configured(
     (execution,) = [p for k, p in policies.items() if "ExecutionRole" in k]
     resources = str(execution["Properties"]["PolicyDocument"]["Statement"])
     assert "AppRepository" in resources
+
+
+def test_service_is_deleted_before_the_capacity_provider_association(service: Template) -> None:
+    (association,) = service.find_resources("AWS::ECS::ClusterCapacityProviderAssociations")
+    ecs_service = only(service, "AWS::ECS::Service")
+    assert association in ecs_service["DependsOn"]
+
+
+def test_cloudwatch_alarms_of_this_account_may_publish_to_the_alarm_topic(
+    service: Template, env: EnvironmentConfig
+) -> None:
+    # The topic policy replaces SNS's default policy: without this Allow no alarm notifies.
+    (topic_id,) = service.find_resources("AWS::SNS::Topic")
+    (policy,) = service.find_resources("AWS::SNS::TopicPolicy").values()
+    assert policy["Properties"]["Topics"] == [{"Ref": topic_id}]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    (allow,) = [s for s in statements if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert allow["Action"] == "sns:Publish"
+    assert allow["Resource"] == {"Ref": topic_id}
+    assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert render(allow["Condition"]["ArnLike"]["aws:SourceArn"]) == (
+        f"arn:aws:cloudwatch:{env.region}:<AWS::AccountId>:alarm:*"
+    )
+    (deny,) = [s for s in statements if s["Effect"] == "Deny"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}

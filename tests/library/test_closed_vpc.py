@@ -214,8 +214,8 @@ def test_workload_route_table_ids_one_per_subnet(built: Built) -> None:
             {"cidr": "10.0.0.1/24"},
             "cidr: '10.0.0.1/24' is not allowed; host bits are set, did you mean 10.0.0.0/24?",
         ),
-        ({"max_azs": 1}, "max_azs: 1 is not allowed; expected 2 to 6"),
-        ({"max_azs": 7}, "max_azs: 7 is not allowed; expected 2 to 6"),
+        ({"max_azs": 1}, "max_azs: 1 is not allowed; allowed: a whole number from 2 to 6"),
+        ({"max_azs": 7}, "max_azs: 7 is not allowed; allowed: a whole number from 2 to 6"),
     ],
 )
 def test_invalid_props_are_rejected(props: dict[str, Any], expected: str) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import zipfile
+from email.parser import Parser
 from pathlib import Path
 
 import pytest
@@ -15,17 +17,50 @@ from tests.conftest import ROOT
 LIBRARY = ROOT / "constructs"
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
+def _build(kind: str, out: Path) -> Path:
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out)],
+        [sys.executable, "-m", "build", f"--{kind}", "--no-isolation", "--outdir", str(out)],
         cwd=LIBRARY,
         check=True,
         capture_output=True,
     )
-    (built,) = out.glob("traced_fargate_constructs-*.whl")
+    (built,) = out.glob("traced_fargate_constructs-*.whl" if kind == "wheel" else "*.tar.gz")
     return built
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build("wheel", tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture(scope="module")
+def sdist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build("sdist", tmp_path_factory.mktemp("sdist"))
+
+
+def test_wheel_version_is_the_one_in_version_module(wheel: Path) -> None:
+    import traced_fargate
+    from traced_fargate._version import __version__
+
+    assert traced_fargate.__version__ == __version__
+    with zipfile.ZipFile(wheel) as archive:
+        (metadata,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        version = Parser().parsestr(archive.read(metadata).decode())["Version"]
+    assert version == __version__
+    assert wheel.name.startswith(f"traced_fargate_constructs-{__version__}-")
+
+
+def test_sdist_carries_changelog_and_readme(sdist: Path) -> None:
+    from traced_fargate._version import __version__
+
+    top = f"traced_fargate_constructs-{__version__}"
+    with tarfile.open(sdist) as archive:
+        names = set(archive.getnames())
+        changelog = archive.extractfile(f"{top}/CHANGELOG.md")
+        assert changelog is not None
+        assert changelog.read() == (ROOT / "CHANGELOG.md").read_bytes()
+    assert {f"{top}/README.md", f"{top}/PKG-INFO", f"{top}/src/traced_fargate/py.typed"} <= names
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 
 
 def test_wheel_ships_typed_package_and_handler_code(wheel: Path) -> None:
@@ -69,5 +104,7 @@ def test_package_exports_every_construct() -> None:
     import traced_fargate
 
     for name in traced_fargate.__all__:
+        if name.startswith("__"):  # __version__
+            continue
         exported = getattr(traced_fargate, name)
         assert exported.__name__ == name

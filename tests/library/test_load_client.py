@@ -26,6 +26,7 @@ from cdk_nag import AwsSolutionsChecks
 from tests.conftest import new_app
 from traced_fargate.closed_vpc import ClosedVpc
 from traced_fargate.errors import InvalidPropsError
+from traced_fargate.internal_load_balancer import InternalLoadBalancer
 from traced_fargate.load_client import (
     CONCURRENCY_PATTERN,
     PATH_PATTERN,
@@ -34,6 +35,8 @@ from traced_fargate.load_client import (
 )
 from traced_fargate.pull_through_cache import PullThroughCache
 from traced_fargate.traced_fargate_service import TracedFargateService
+from traced_fargate.traced_task_definition import TracedTaskDefinition
+from traced_fargate.tracing import XRayDaemon
 
 ENV = Environment(account="111111111111", region="eu-west-1")
 ARM_TARGET = "http://10.0.0.10:8080"
@@ -51,6 +54,7 @@ class Built:
     stack: Stack
     network: ClosedVpc
     service: TracedFargateService
+    balancer: InternalLoadBalancer
     client: LoadClient
     arm: LoadClient
     stand_in: ec2.SecurityGroup
@@ -71,18 +75,24 @@ class Built:
         return {"Fn::GetAtt": [self.id(group), "GroupId"]}
 
 
+def _balancer(service: TracedFargateService) -> InternalLoadBalancer:
+    assert service.load_balancer is not None
+    return service.load_balancer
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     app = new_app(outdir=str(tmp_path_factory.mktemp("load-client")))
     stack = Stack(app, "Lib", env=ENV)
     network = ClosedVpc(stack, "Network")
-    service = TracedFargateService(
+    cache = PullThroughCache(stack, "Cache", repository_prefix="lib-cache")
+    task = TracedTaskDefinition(
         stack,
-        "Service",
-        network=network,
+        "Task",
         app_image=ecs.ContainerImage.from_registry("public.ecr.aws/docker/library/python:3.13"),
-        pull_through_cache=PullThroughCache(stack, "Cache", repository_prefix="lib-cache"),
+        tracing=XRayDaemon(pull_through_cache=cache),
     )
+    service = TracedFargateService(stack, "Service", task_definition=task, vpc=network)
     client = LoadClient(stack, "Client", network=network, target_url=service.url)
     service.allow_http_from(client)
 
@@ -107,6 +117,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
         stack=stack,
         network=network,
         service=service,
+        balancer=_balancer(service),
         client=client,
         arm=arm,
         stand_in=stand_in,
@@ -135,7 +146,7 @@ def _text(value: Any) -> str:
 
 
 def _dns_name(built: Built) -> str:
-    return _text(built.stack.resolve(built.service.load_balancer.load_balancer_dns_name))
+    return _text(built.stack.resolve(built.balancer.load_balancer.load_balancer_dns_name))
 
 
 # --- the instance ---------------------------------------------------------------
@@ -237,7 +248,7 @@ def test_cfn_init_installs_apache_bench_and_writes_two_files(built: Built) -> No
 def test_the_load_balancer_token_is_joined_into_both_files(built: Built) -> None:
     files = _init(built, built.client)["files"]
     dns = _dns_name(built)
-    get_dns = {"Fn::GetAtt": [built.id(built.service.load_balancer), "DNSName"]}
+    get_dns = {"Fn::GetAtt": [built.id(built.balancer.load_balancer), "DNSName"]}
     assert dns == f"<{json.dumps(get_dns)}>"
     assert _text(files["/etc/traced-fargate/target"]["content"]) == f"http://{dns}\n"
     script = files["/usr/local/bin/loadtest"]["content"]
@@ -292,7 +303,7 @@ def test_security_group_has_no_ingress_at_all(built: Built, name: str) -> None:
 
 def test_egress_is_https_and_the_granted_http_only(built: Built) -> None:
     endpoints = built.network.endpoint_security_group
-    lb_group = built.service.load_balancer_security_group
+    lb_group = built.balancer.security_group
     assert built.resource(built.client.security_group)["Properties"]["SecurityGroupEgress"] == [
         HTTPS_ANYWHERE
     ]
@@ -318,7 +329,7 @@ def test_the_endpoints_and_the_load_balancer_accept_the_client(built: Built) -> 
     client_group = built.group_id(built.client.security_group)
     for group, port in [
         (built.network.endpoint_security_group, 443),
-        (built.service.load_balancer_security_group, 80),
+        (built.balancer.security_group, 80),
     ]:
         ingress = _rules(built, "AWS::EC2::SecurityGroupIngress", group)
         assert [

@@ -84,7 +84,7 @@ def built() -> Built:
         upstream_registry_url="quay.io",
         cached_repositories=[NODE_EXPORTER],
         max_image_count=3,
-        removal_policy=RemovalPolicy.DESTROY,
+        removal_policy=RemovalPolicy.RETAIN,
         encryption_key=key,
     )
     pinned_puller = iam.Role(
@@ -170,14 +170,65 @@ def test_one_repository_per_cached_path_named_prefix_slash_path(built: Built) ->
     }
 
 
-def test_repositories_scan_on_push_keep_mutable_tags_and_are_retained(built: Built) -> None:
+def test_repositories_scan_on_push_and_keep_mutable_tags(built: Built) -> None:
     for repository in _repositories(built.agnostic).values():
         properties = repository["Properties"]
         assert properties["ImageScanningConfiguration"] == {"ScanOnPush": True}
         assert properties["ImageTagMutability"] == "MUTABLE"
         assert "EncryptionConfiguration" not in properties  # ECR's AES-256
-        assert repository["DeletionPolicy"] == "Retain"
-        assert repository["UpdateReplacePolicy"] == "Retain"
+
+
+def test_repositories_are_emptied_and_deleted_by_default(built: Built) -> None:
+    """Their names are fixed: a retained one would make the next create of the stack fail."""
+    repositories = _repositories(built.agnostic).values()
+    assert repositories
+    for repository in repositories:
+        assert repository["DeletionPolicy"] == "Delete"
+        assert repository["UpdateReplacePolicy"] == "Delete"
+        assert repository["Properties"]["EmptyOnDelete"] is True
+
+
+def test_emptying_is_cloudformations_own_not_a_custom_resource(built: Built) -> None:
+    # EmptyOnDelete is a property of AWS::ECR::Repository: no Lambda empties the repository.
+    types = {r["Type"] for r in built.agnostic.to_json()["Resources"].values()}
+    assert types == {
+        "AWS::ECR::PullThroughCacheRule",
+        "AWS::ECR::Repository",
+        "AWS::ECS::TaskDefinition",
+        "AWS::IAM::Policy",
+        "AWS::IAM::Role",
+    }
+
+
+@pytest.mark.parametrize(
+    ("policy", "deletion", "update_replace"),
+    [
+        (RemovalPolicy.RETAIN, "Retain", "Retain"),
+        (RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE, "RetainExceptOnCreate", "Retain"),
+    ],
+)
+def test_a_retaining_policy_keeps_the_repositories_and_their_images(
+    policy: RemovalPolicy, deletion: str, update_replace: str
+) -> None:
+    stack = Stack(new_app(), "Kept")
+    PullThroughCache(
+        stack,
+        "Cache",
+        repository_prefix="ecr-public",
+        cached_repositories=[XRAY],
+        removal_policy=policy,
+    )
+    (repository,) = _repositories(Template.from_stack(stack)).values()
+    assert repository["DeletionPolicy"] == deletion
+    assert repository["UpdateReplacePolicy"] == update_replace
+    assert "EmptyOnDelete" not in repository["Properties"]
+
+
+def test_snapshot_removal_policy_is_rejected() -> None:
+    with pytest.raises(InvalidPropsError) as error:
+        _cache(cached_repositories=[XRAY], removal_policy=RemovalPolicy.SNAPSHOT)
+    (problem,) = error.value.problems
+    assert problem.startswith("removal_policy: SNAPSHOT is not supported")
 
 
 def test_repositories_keep_the_newest_max_image_count_images(built: Built) -> None:
@@ -207,7 +258,9 @@ def test_encryption_key_and_removal_policy_apply_to_the_repositories(built: Buil
         "EncryptionType": "KMS",
         "KmsKey": {"Fn::GetAtt": [key_id, "Arn"]},
     }
-    assert repository["DeletionPolicy"] == "Delete"
+    assert repository["DeletionPolicy"] == "Retain"
+    assert repository["UpdateReplacePolicy"] == "Retain"
+    assert "EmptyOnDelete" not in repository["Properties"]
 
 
 def test_no_cached_repositories_creates_only_the_rule() -> None:

@@ -47,11 +47,11 @@ def image_reference_problems(prop: str, reference: str) -> list[str]:
     if Token.is_unresolved(reference) or is_digest(reference):
         return []
     if reference == "":
-        problem = "the empty string is not a tag; pin a version tag such as '3.3.14'"
+        problem = "the empty string is not a tag; pin a version tag such as '1.4.2'"
     elif reference.lower() == FLOATING_TAG:
         problem = (
             f"{reference!r} is a floating tag and is not allowed; pin a version tag such as "
-            "'3.3.14' or a digest 'sha256:<64 lowercase hex>'"
+            "'1.4.2' or a digest 'sha256:<64 lowercase hex>'"
         )
     elif reference.startswith("sha256:"):
         problem = f"{reference!r} is not a digest; allowed: 'sha256:' and 64 lowercase hex"

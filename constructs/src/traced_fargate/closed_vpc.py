@@ -13,6 +13,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from traced_fargate._log_encryption import log_encryption_key
+from traced_fargate._props import int_problems
 from traced_fargate.errors import raise_if_problems
 
 DEFAULT_INTERFACE_ENDPOINTS: tuple[ec2.InterfaceVpcEndpointAwsService, ...] = (
@@ -28,6 +29,8 @@ DEFAULT_INTERFACE_ENDPOINTS: tuple[ec2.InterfaceVpcEndpointAwsService, ...] = (
 """ECR (image pulls), logs, X-Ray, Session Manager, and CloudFormation (cfn-signal)."""
 
 MAX_AZS = 6
+CIDR_PREFIX_LENGTHS = (16, 24)
+"""Eight subnets of prefix + 3 must each hold a useful number of addresses."""
 SPARE_CIDR_PREFIX = 28
 
 
@@ -74,12 +77,10 @@ class ClosedVpc(Construct):
             Default: RETAIN.
         """
         super().__init__(scope, construct_id)
-        problems: list[str] = []
-        network = _parse_cidr(cidr, problems)
-        if not 2 <= max_azs <= MAX_AZS:
-            problems.append(f"max_azs: {max_azs} is not allowed; expected 2 to {MAX_AZS}")
-        raise_if_problems(self.node.path, problems)
-        assert network is not None
+        raise_if_problems(
+            self.node.path, cidr_problems("cidr", cidr) + max_azs_problems("max_azs", max_azs)
+        )
+        network = ipaddress.IPv4Network(cidr)
 
         self.vpc = ec2.Vpc(
             self,
@@ -192,20 +193,25 @@ class ClosedVpc(Construct):
         )
 
 
-def _parse_cidr(cidr: str, problems: list[str]) -> ipaddress.IPv4Network | None:
+def cidr_problems(prop: str, cidr: object) -> list[str]:
+    """Problems of a VPC range: an IPv4 CIDR block without host bits, /16 to /24."""
+    if not isinstance(cidr, str):
+        return [f"{prop}: {cidr!r} is not allowed; expected an IPv4 CIDR block (a string)"]
     try:
         network = ipaddress.IPv4Network(cidr, strict=False)
     except ValueError:
-        problems.append(f"cidr: {cidr!r} is not allowed; expected an IPv4 CIDR block")
-        return None
+        return [f"{prop}: {cidr!r} is not allowed; expected an IPv4 CIDR block"]
     if str(network) != cidr:
-        problems.append(
-            f"cidr: {cidr!r} is not allowed; host bits are set, did you mean {network}?"
-        )
-        return None
-    if not 16 <= network.prefixlen <= 24:
-        problems.append(f"cidr: {cidr!r} is not allowed; expected a prefix length from /16 to /24")
-    return network
+        return [f"{prop}: {cidr!r} is not allowed; host bits are set, did you mean {network}?"]
+    low, high = CIDR_PREFIX_LENGTHS
+    if not low <= network.prefixlen <= high:
+        return [f"{prop}: {cidr!r} is not allowed; expected a prefix length from /{low} to /{high}"]
+    return []
+
+
+def max_azs_problems(prop: str, max_azs: object) -> list[str]:
+    """Problems of the number of availability zones: 2 to :data:`MAX_AZS`."""
+    return int_problems(prop, max_azs, 2, MAX_AZS)
 
 
 def _endpoint_id(short_name: str) -> str:

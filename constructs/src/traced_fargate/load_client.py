@@ -85,7 +85,8 @@ class LoadClient(Construct):
         :param network: the closed VPC; the instance runs in one of its workload subnets
             and is granted its interface endpoints.
         :param target_url: ``http(s)://host[:port]`` the load goes to, without a trailing
-            ``/``, e.g. :attr:`TracedFargateService.url`; a deploy-time token is fine.
+            ``/``, e.g. :attr:`traced_fargate.TracedFargateService.url`; a deploy-time
+            token is fine.
         :param instance_type: Default: t3.micro. A Graviton type gets the arm64 image.
         :param signal_timeout: how long CloudFormation waits for cfn-init to report
             success, 1 minute to 12 hours. Default: 20 minutes.

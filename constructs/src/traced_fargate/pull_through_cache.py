@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
-from aws_cdk import RemovalPolicy, Stack, Token
+from aws_cdk import Acknowledgment, RemovalPolicy, Stack, Token, Validations
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
@@ -19,6 +19,7 @@ from traced_fargate._image_tags import (
     reference_suffix,
     repository_name_problems,
 )
+from traced_fargate._nag import nag_resource_text
 from traced_fargate.errors import raise_if_problems
 
 # Upstream registries that ECR caches without a Secrets Manager credential or a
@@ -27,6 +28,13 @@ from traced_fargate.errors import raise_if_problems
 UNAUTHENTICATED_UPSTREAM_REGISTRIES = ("public.ecr.aws", "quay.io", "registry.k8s.io")
 
 _PREFIX_MAX_LENGTH = 30
+
+# The removal policies an ECR repository supports: it has no snapshots.
+_REPOSITORY_REMOVAL_POLICIES = (
+    RemovalPolicy.DESTROY,
+    RemovalPolicy.RETAIN,
+    RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
+)
 
 _PULL_ACTIONS = (
     "ecr:BatchCheckLayerAvailability",
@@ -67,7 +75,7 @@ class PullThroughCache(Construct):
         upstream_registry_url: str = "public.ecr.aws",
         cached_repositories: Sequence[str] = (),
         max_image_count: int = 10,
-        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
         encryption_key: kms.IKey | None = None,
     ) -> None:
         """Define the rule and the pre-created cache repositories.
@@ -95,9 +103,26 @@ class PullThroughCache(Construct):
             image is fetched from upstream again on its next pull, which needs the
             egress route again.
         :param removal_policy: what happens to the pre-created cache repositories
-            when they leave the stack. Default ``RETAIN``: they hold the images the
-            service runs. With ``DESTROY``, deleting a repository that still holds
-            images fails. The rule itself holds no data and is always deleted.
+            when they leave the stack (``cdk destroy``, or a path removed from
+            ``cached_repositories``). Their names are fixed (``<prefix>/<path>``),
+            so this decides whether the stack can be created again:
+
+            - ``DESTROY`` (default): CloudFormation empties each repository
+              (``EmptyOnDelete``) and deletes it. Nothing of it remains, so the next
+              deploy creates it again; the cache is then empty and the first pull of
+              each image fetches it from upstream again, which needs the egress route
+              again.
+            - ``RETAIN``, or ``RETAIN_ON_UPDATE_OR_DELETE`` (the same, except that a
+              failed create of the repository removes it): each repository and its
+              images remain, owned by no stack. The next create of a stack with the
+              same prefix and path fails, because CloudFormation cannot create a
+              repository that exists ("already exists"): delete the repositories, or
+              import them into the stack, first.
+
+            ``SNAPSHOT`` is rejected: ECR repositories have no snapshots. Under any
+            policy, repositories that ECR created on a first pull of a path not listed
+            in ``cached_repositories`` belong to no stack and remain under the prefix
+            after a destroy. The rule itself holds no data and is always deleted.
         :param encryption_key: KMS key for the pre-created cache repositories. When
             omitted, ECR encrypts them with AES-256 (ECR-managed keys).
         """
@@ -107,6 +132,7 @@ class PullThroughCache(Construct):
             upstream_registry_url=upstream_registry_url,
             cached_repositories=cached_repositories,
             max_image_count=max_image_count,
+            removal_policy=removal_policy,
         )
         raise_if_problems(self.node.path, problems)
 
@@ -146,6 +172,9 @@ class PullThroughCache(Construct):
                     )
                 ],
                 removal_policy=removal_policy,
+                # CloudFormation's own EmptyOnDelete: deleting a repository that still
+                # holds images fails otherwise. CDK allows it only with DESTROY.
+                empty_on_delete=True if removal_policy == RemovalPolicy.DESTROY else None,
             )
         self.repositories: Mapping[str, ecr.IRepository] = MappingProxyType(repositories)
         """The pre-created cache repositories, keyed by upstream path."""
@@ -171,6 +200,18 @@ class PullThroughCache(Construct):
             resource_arns=["*"],
         )
         return cached.combine(token)
+
+    def acknowledge_pull_grant(self, role: iam.IRole) -> None:
+        """Acknowledge, on ``role``, the cdk-nag finding of :meth:`grant_pull`'s prefix
+        wildcard (``repository/<prefix>/*``), with the reason it is needed."""
+        resource = nag_resource_text(Stack.of(self), self._repositories_arn())
+        Validations.of(role).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{resource}]",
+                reason="Pulling through the cache imports each upstream path into its own "
+                "repository under the cache's prefix; the grant covers that prefix only.",
+            )
+        )
 
     def image_uri(self, upstream_path: str, tag: str) -> str:
         """The private URI of ``<upstream registry>/<upstream_path>:<tag>`` in the cache.
@@ -214,7 +255,9 @@ class _CachedImage(ecs.ContainerImage):
         self, scope: Construct, container_definition: ecs.ContainerDefinition
     ) -> ecs.ContainerImageConfig:
         task_definition = container_definition.task_definition
-        self._cache.grant_pull(task_definition.obtain_execution_role())
+        role = task_definition.obtain_execution_role()
+        self._cache.grant_pull(role)
+        self._cache.acknowledge_pull_grant(role)
         # On the CfnTaskDefinition only: on the L2 the dependency would spread to
         # its roles and policies, which do not pull.
         (task_definition.node.default_child or task_definition).node.add_dependency(self._cache)
@@ -227,8 +270,9 @@ def _prop_problems(
     upstream_registry_url: str,
     cached_repositories: Sequence[str],
     max_image_count: int,
+    removal_policy: RemovalPolicy,
 ) -> list[str]:
-    problems = _prefix_problems(repository_prefix)
+    problems = repository_prefix_problems("repository_prefix", repository_prefix)
     if upstream_registry_url not in UNAUTHENTICATED_UPSTREAM_REGISTRIES:
         problems.append(
             f"upstream_registry_url: {upstream_registry_url!r} is not supported; allowed: "
@@ -246,17 +290,31 @@ def _prop_problems(
             problems += _cached_repository_problems(repository_prefix, path, seen)
             seen.add(path)
     problems += positive_int_problems("max_image_count", max_image_count)
+    if removal_policy not in _REPOSITORY_REMOVAL_POLICIES:
+        allowed = ", ".join(p.name for p in _REPOSITORY_REMOVAL_POLICIES)
+        problems.append(
+            f"removal_policy: {removal_policy.name} is not supported by ECR repositories; "
+            f"allowed: {allowed}"
+        )
     return problems
 
 
-def _prefix_problems(prefix: str) -> list[str]:
+def repository_prefix_problems(prop: str, prefix: str) -> list[str]:
+    """Problems of a pull-through-cache ``repository_prefix``, one line per broken rule.
+
+    Each line starts with ``prop``, then names the value and what is allowed: 2-30
+    lowercase letters and digits separated by single ``.``, ``_``, ``-`` or ``/``, and not
+    ``ROOT``. An unresolved token has no problems (its value is known at deploy time).
+    Apps that derive a prefix from their own settings can check it with the same rule
+    before they construct a :class:`PullThroughCache`.
+    """
     if prefix == "ROOT":
         return [
-            "repository_prefix: 'ROOT' makes ECR cache into the whole registry; allowed: "
+            f"{prop}: 'ROOT' makes ECR cache into the whole registry; allowed: "
             "a namespace such as 'dev-ecr-public'"
         ]
     return repository_name_problems(
-        "repository_prefix", prefix, max_length=_PREFIX_MAX_LENGTH, kind="repository prefix"
+        prop, prefix, max_length=_PREFIX_MAX_LENGTH, kind="repository prefix"
     )
 
 

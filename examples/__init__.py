@@ -1,0 +1,1 @@
+"""Consumer apps of the traced_fargate library."""
