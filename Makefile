@@ -9,6 +9,10 @@ UV        := $(VENV)/bin/uv
 CDK       := node_modules/.bin/cdk
 PY_STAMP  := $(VENV)/.installed
 JS_STAMP  := node_modules/.installed
+# checkov pins boto3 and others below what .venv uses: it gets an environment of its own.
+CHECKOV_VENV  := .venv-checkov
+CHECKOV       := $(CHECKOV_VENV)/bin/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 TEST_OUT  := .cache/test.out
 DOCS_OUT  := docs/api
 DIST      := dist
@@ -19,8 +23,8 @@ export PYTHONDONTWRITEBYTECODE := 1
 # cdk.json runs `python3 app.py`: the venv must come first on PATH.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup synth test lint typecheck docs docs-check unit cfn-lint package demo bench deploy \
-	diff bootstrap clean
+.PHONY: help setup synth test static scans lint typecheck docs docs-check unit unit-cdk unit-runtime cfn-lint checkov package \
+	demo bench deploy diff bootstrap clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -34,11 +38,17 @@ $(PY_STAMP): requirements/dev.lock constructs/pyproject.toml
 	$(UV) pip install --quiet --python $(PY) --no-deps --no-build-isolation -e ./constructs
 	touch $@
 
+$(CHECKOV_STAMP): requirements/checkov.lock | $(PY_STAMP)
+	test -x $(CHECKOV_VENV)/bin/python || python3 -m venv $(CHECKOV_VENV)
+	$(UV) pip sync --quiet --compile-bytecode --require-hashes --python $(CHECKOV_VENV)/bin/python \
+		requirements/checkov.lock
+	touch $@
+
 $(JS_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(PY_STAMP) $(JS_STAMP) ## install Python and node dependencies into the repo
+setup: $(PY_STAMP) $(JS_STAMP) $(CHECKOV_STAMP) ## install Python and node dependencies into the repo
 
 synth: setup ## synthesize every environment (or ENV=name) into cdk.out/
 	rm -rf cdk.out
@@ -59,23 +69,56 @@ docs: $(PY_STAMP) ## API reference of the construct library, from its docstrings
 docs-check: $(PY_STAMP) ## the docs build of the gate: fails on any pdoc warning or broken reference
 	$(PY) tools/api_docs.py --strict --quick .cache/docs-api
 
-unit: setup
-	CDK_TEST_OUTDIR=$(TEST_OUT) $(PY) -m pytest
+# Two pytest processes, one per core: the tests that synthesize CDK apps (and leave the
+# assembly that cfn-lint and checkov scan), and the runtime tests of the handlers and the
+# sample app, which import no CDK app.
+RUNTIME_TESTS := tests/handlers tests/sample_app
 
-cfn-lint: unit
+unit: unit-cdk unit-runtime ## pytest: every test
+
+unit-cdk: setup
+	CDK_TEST_OUTDIR=$(TEST_OUT) $(PY) -m pytest $(addprefix --ignore=,$(RUNTIME_TESTS))
+
+unit-runtime: setup
+	$(PY) -m pytest $(RUNTIME_TESTS)
+
+cfn-lint: unit-cdk
 	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- $(TEST_OUT)/assembly-*/*.template.json
 
-test: lint typecheck docs-check unit cfn-lint ## the whole gate: ruff, mypy, API docs, pytest, cfn-lint
+checkov: unit-cdk $(CHECKOV_STAMP) ## checkov over the test assembly's templates (fails on any failed check)
+	@# Templates only (no asset folders); no downloads, no update check: the scan is offline.
+	@# checkov passes a file it cannot find, so an empty test assembly is an error here.
+	@templates=$$(ls $(TEST_OUT)/assembly-*/*.template.json 2>/dev/null); \
+	test -n "$$templates" || { echo "checkov: no templates in $(TEST_OUT)"; exit 1; }; \
+	echo "checkov over $$(echo $$templates | wc -w) templates"; \
+	CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(CHECKOV) --framework cloudformation --quiet --compact \
+		--skip-download -f $$templates
+
+# The static checks run beside pytest, and the two template scanners beside each other:
+# each is one process, so on two cores the gate takes about as long as pytest alone.
+# Each step's output is printed whole when it ends (--output-sync).
+test: setup ## the whole gate: ruff, mypy, API docs, pytest, cfn-lint, checkov
+	$(MAKE) --no-print-directory -j2 --output-sync=target static unit-runtime scans
+
+static: lint typecheck docs-check
+
+scans: cfn-lint checkov
 
 package: $(PY_STAMP) ## build the library's wheel and sdist into dist/ and check them
 	rm -rf $(DIST)
 	$(PY) -m build --no-isolation --outdir $(DIST) constructs
 	$(VENV)/bin/twine check --strict $(DIST)/*
 
-demo: setup ## run the sample app locally and watch its traces (no AWS, no Docker)
-	$(PY) tools/demo.py
+# make demo TRACING=opentelemetry (or mixed: the frontend on the X-Ray SDK, the backend on OTel)
+TRACING ?= xray-sdk
+demo: setup ## run frontend + backend locally and draw their traces (no AWS, no Docker)
+	$(PY) tools/demo.py --tracing $(TRACING)
 
-bench: setup ## benchmarks: synth and test wall time, sample app throughput
+.PHONY: cost
+cost: $(PY_STAMP) ## monthly estimate per environment from its synthesized templates (no AWS)
+	$(PY) tools/cost.py
+
+bench: setup ## benchmarks: synth and test time; the app per core, tracing overhead, chain hop
 	$(PY) bench/synth_bench.py
 	$(PY) bench/app_throughput.py
 

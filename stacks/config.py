@@ -50,6 +50,7 @@ def retention(days: int) -> logs.RetentionDays:
 
 
 TracingMode = Literal["xray-daemon", "adot-collector"]
+TracingSdk = Literal["xray-sdk", "opentelemetry"]
 CpuArchitecture = Literal["X86_64", "ARM64"]
 EgressMode = Literal["temporary", "none"]
 
@@ -90,6 +91,8 @@ def _region(value: str) -> str | None:
 class NetworkConfig:
     vpc_cidr: str = field(default="10.20.0.0/16", metadata=_rule(rules.cidr_problems))
     max_azs: int = field(default=2, metadata=_rule(rules.max_azs_problems))
+    # None: interface endpoints in every workload AZ. Checked against max_azs in _cross_checks.
+    endpoint_azs: int | None = None
     flow_log_retention_days: int = field(
         default=365, metadata=_check(_one_of_ints(LOG_RETENTION_DAYS))
     )
@@ -105,6 +108,11 @@ class RegistryConfig:
 
 @dataclass(frozen=True)
 class ServiceConfig:
+    """One service of the environment (``frontend`` or ``backend``)."""
+
+    # The SDK inside the app: the X-Ray SDK (to the daemon or the collector, UDP 2000) or
+    # OpenTelemetry (OTLP to the collector, so it needs tracing.mode adot-collector).
+    tracing_sdk: TracingSdk = "xray-sdk"
     # Sizes, counts, weights and targets are checked together by the library's rules in
     # _cross_checks: each depends on another.
     cpu: int = 512
@@ -147,6 +155,8 @@ class EgressConfig:
 
 @dataclass(frozen=True)
 class LoadClientConfig:
+    # False: no instance; the LoadTest stack then only closes the setup egress.
+    enabled: bool = True
     instance_type: str = field(
         default="t3.micro",
         metadata=_check(_matches(INSTANCE_TYPE, "an EC2 instance type such as t3.micro")),
@@ -164,7 +174,8 @@ class EnvironmentConfig:
     region: str | None = field(default=None, metadata=_check(_region))
     network: NetworkConfig = NetworkConfig()
     registry: RegistryConfig = RegistryConfig()
-    service: ServiceConfig = ServiceConfig()
+    frontend: ServiceConfig = ServiceConfig()
+    backend: ServiceConfig = ServiceConfig()
     tracing: TracingConfig = TracingConfig()
     egress: EgressConfig = EgressConfig()
     load_client: LoadClientConfig = LoadClientConfig()
@@ -234,18 +245,36 @@ def _parse_section(cls: type[Any], raw: Any, where: str, problems: list[str]) ->
     return cls(**values)
 
 
-def _cross_checks(env: EnvironmentConfig, where: str) -> list[str]:
-    svc = env.service
-    keys = f"{where}.service."
+def _service_problems(svc: ServiceConfig, tracing: TracingConfig | None, where: str) -> list[str]:
+    keys = f"{where}."
     problems = []
     size = rules.fargate_size_problem(svc.cpu, svc.memory_mib)
     if size:
-        problems.append(f"{where}.service: cpu {svc.cpu} / memory_mib {svc.memory_mib}: {size}")
+        problems.append(f"{where}: cpu {svc.cpu} / memory_mib {svc.memory_mib}: {size}")
     problems += rules.count_problems(svc.min_count, svc.max_count, prefix=keys)
     problems += rules.capacity_problems(
         svc.fargate_base, svc.fargate_weight, svc.spot_weight, prefix=keys
     )
+    if svc.cpu_architecture == "ARM64":
+        problems += rules.arm64_spot_problems(svc.spot_weight, prefix=keys)
     problems += rules.target_problems(svc.cpu_target_percent, svc.requests_per_target, prefix=keys)
+    if tracing is not None and svc.tracing_sdk == "opentelemetry" and tracing.mode == "xray-daemon":
+        problems.append(
+            f"{where}.tracing_sdk: 'opentelemetry' sends OTLP, which the X-Ray daemon does "
+            "not receive; set tracing.mode to 'adot-collector' or tracing_sdk to 'xray-sdk'"
+        )
+    return problems
+
+
+def _cross_checks(env: EnvironmentConfig, where: str, problems_so_far: list[str]) -> list[str]:
+    # A tracing mode already reported as invalid is not compared with the SDKs.
+    mode_invalid = any(p.startswith(f"{where}.tracing") for p in problems_so_far)
+    tracing = None if mode_invalid else env.tracing
+    problems = _service_problems(env.frontend, tracing, f"{where}.frontend")
+    problems += _service_problems(env.backend, tracing, f"{where}.backend")
+    problems += rules.endpoint_azs_problems(
+        f"{where}.network.endpoint_azs", env.network.endpoint_azs, env.network.max_azs
+    )
     if env.network.max_azs > 2 and not (env.account and env.region):
         problems.append(
             f"{where}.network.max_azs: {env.network.max_azs} needs account and region set; "
@@ -305,7 +334,7 @@ def load_environments(raw: Any, selected: str | None = None) -> list[Environment
                 env.registry, pull_through_cache_prefix=DEFAULT_CACHE_PREFIX.format(name=name)
             )
             env = dataclasses.replace(env, registry=registry)
-        problems.extend(_cross_checks(env, env_where))
+        problems.extend(_cross_checks(env, env_where, problems))
         problems.extend(_cache_prefix_problems(env, env_where, derived=derived))
         configs.append(env)
     prefixes: dict[tuple[str | None, str | None, str | None], str] = {}

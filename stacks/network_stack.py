@@ -23,6 +23,7 @@ class NetworkStack(Stack):
             "ClosedVpc",
             cidr=net.vpc_cidr,
             max_azs=net.max_azs,
+            endpoint_azs=net.endpoint_azs,
             flow_log_retention=retention(net.flow_log_retention_days),
         )
         self.egress: TemporaryEgress | None = None

@@ -1,4 +1,5 @@
-"""The traced service of one environment."""
+"""The traced services of one environment: a frontend behind the internal load balancer and a
+backend that only the frontend reaches, through Cloud Map DNS."""
 
 from __future__ import annotations
 
@@ -8,15 +9,18 @@ from typing import Any
 from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from stacks.config import EnvironmentConfig, retention, tracing_sidecar
+from stacks.config import EnvironmentConfig, ServiceConfig, retention, tracing_sidecar
 from traced_fargate.alarm_topic import AlarmTopic
 from traced_fargate.app_image_repository import AppImageRepository
 from traced_fargate.closed_vpc import ClosedVpc
+from traced_fargate.ingress import ServiceDiscovery
 from traced_fargate.pull_through_cache import PullThroughCache
 from traced_fargate.traced_fargate_service import TracedFargateService
 from traced_fargate.traced_task_definition import TracedTaskDefinition
+from traced_fargate.tracing import TracingSidecar
 
 SAMPLE_APP = Path(__file__).resolve().parent.parent / "sample_app"
 
@@ -28,6 +32,10 @@ SAMPLE_APP_HEALTH_CHECK = ecs.HealthCheck(
     retries=3,
     start_period=Duration.seconds(30),
 )
+
+BACKEND_DNS_NAME = "backend"
+CHAIN_PATH = "/chain"
+"""The frontend route that calls the backend: what the load test drives by default."""
 
 _ASSET_PLATFORMS = {
     "X86_64": ecr_assets.Platform.LINUX_AMD64,
@@ -48,25 +56,77 @@ class ServiceStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        svc = config.service
+        self._config = config
+        self._network = network
+        self._app_repository = app_repository
         self.alarm_topic = AlarmTopic(self, "Alarms", display_name="traced-fargate alarms")
+        self.cluster = ecs.Cluster(
+            self,
+            "Cluster",
+            vpc=network.vpc,
+            container_insights_v2=ecs.ContainerInsights.ENABLED,
+            enable_fargate_capacity_providers=True,
+            default_cloud_map_namespace=ecs.CloudMapNamespaceOptions(
+                name=f"{config.name}.traced-fargate.internal", vpc=network.vpc
+            ),
+        )
+        tracing = tracing_sidecar(config.tracing, pull_through_cache)
+
+        self.backend = self._service(
+            "Backend",
+            config.backend,
+            tracing,
+            environment={"ROLE": "backend"},
+            ingress=ServiceDiscovery(name=BACKEND_DNS_NAME),
+        )
+        self.frontend = self._service(
+            "Frontend",
+            config.frontend,
+            tracing,
+            environment={"ROLE": "frontend", "BACKEND_URL": self.backend.url},
+        )
+        self.backend.connections.allow_from(
+            self.frontend, self.backend.connections.default_port, "Frontend to backend"
+        )
+        CfnOutput(self, "ServiceUrl", value=self.frontend.url)
+        CfnOutput(self, "BackendUrl", value=self.backend.url)
+        CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic_arn)
+
+    @property
+    def services(self) -> tuple[TracedFargateService, TracedFargateService]:
+        """The frontend and the backend."""
+        return (self.frontend, self.backend)
+
+    def _service(
+        self,
+        role: str,
+        svc: ServiceConfig,
+        tracing: TracingSidecar,
+        *,
+        environment: dict[str, str],
+        ingress: ServiceDiscovery | None = None,
+    ) -> TracedFargateService:
         task = TracedTaskDefinition(
             self,
-            "Task",
-            app_image=self._app_image(svc.app_image_tag, svc.cpu_architecture, app_repository),
-            tracing=tracing_sidecar(config.tracing, pull_through_cache),
-            service_name=f"traced-fargate-{config.name}",
+            f"{role}Task",
+            app_image=self._app_image(svc),
+            tracing=tracing,
+            service_name=f"traced-fargate-{self._config.name}-{role.lower()}",
             cpu=svc.cpu,
             memory_mib=svc.memory_mib,
             cpu_architecture=ecs.CpuArchitecture.of(svc.cpu_architecture),
+            app_environment={**environment, "TRACING_SDK": svc.tracing_sdk},
             app_health_check=SAMPLE_APP_HEALTH_CHECK,
             log_retention=retention(svc.log_retention_days),
         )
-        self.service = TracedFargateService(
+        topic: sns.ITopic = self.alarm_topic.topic
+        return TracedFargateService(
             self,
-            "TracedService",
+            role,
             task_definition=task,
-            vpc=network,
+            vpc=self._network,
+            cluster=self.cluster,
+            ingress=ingress,
             min_count=svc.min_count,
             max_count=svc.max_count,
             fargate_base=svc.fargate_base,
@@ -74,17 +134,12 @@ class ServiceStack(Stack):
             spot_weight=svc.spot_weight,
             cpu_target_percent=svc.cpu_target_percent,
             requests_per_target=svc.requests_per_target,
-            alarm_topic=self.alarm_topic.topic,
+            alarm_topic=topic,
         )
-        CfnOutput(self, "ServiceUrl", value=self.service.url)
-        CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic_arn)
 
-    @staticmethod
-    def _app_image(
-        tag: str | None, architecture: str, repository: AppImageRepository
-    ) -> ecs.ContainerImage:
-        if tag is None:
+    def _app_image(self, svc: ServiceConfig) -> ecs.ContainerImage:
+        if svc.app_image_tag is None:
             return ecs.ContainerImage.from_asset(
-                str(SAMPLE_APP), platform=_ASSET_PLATFORMS[architecture]
+                str(SAMPLE_APP), platform=_ASSET_PLATFORMS[svc.cpu_architecture]
             )
-        return repository.container_image(tag)
+        return self._app_repository.container_image(svc.app_image_tag)

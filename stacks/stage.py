@@ -43,14 +43,19 @@ class TracedFargateStage(Stage):
             network=self.network.network,
             pull_through_cache=self.registry.pull_through_cache,
             app_repository=self.registry.app_repository,
-            description=f"traced-fargate {config.name}: traced Fargate service, internal ALB",
+            description=f"traced-fargate {config.name}: frontend and backend, internal ALB",
         )
-        self.load_test = LoadTestStack(
-            self,
-            "LoadTest",
-            config=config,
-            network=self.network.network,
-            service=self.service.service,
-            egress=self.network.egress,
-            description=f"traced-fargate {config.name}: load client; closes the setup egress",
-        )
+        # Without a load client or an egress to close the stack would be empty: left out.
+        self.load_test: LoadTestStack | None = None
+        if config.load_client.enabled or self.network.egress is not None:
+            holds = "load client; closes" if config.load_client.enabled else "closes"
+            self.load_test = LoadTestStack(
+                self,
+                "LoadTest",
+                config=config,
+                network=self.network.network,
+                frontend=self.service.frontend,
+                setup=[s.service for s in self.service.services],
+                egress=self.network.egress,
+                description=f"traced-fargate {config.name}: {holds} the setup egress",
+            )

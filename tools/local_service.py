@@ -33,58 +33,104 @@ def free_tcp_port() -> int:
         return port
 
 
+def serve_command(port: int) -> list[str]:
+    """The container's command (Granian); the port, and BIND=127.0.0.1, come from
+    `app_environment`."""
+    return [sys.executable, "-m", "traced_app.serve"]
+
+
 def gunicorn_command(port: int) -> list[str]:
-    """The container's command, bound to loopback instead of every interface."""
+    """The previous container command (gunicorn, gthread 2 x 4), bound to loopback."""
     return [
         sys.executable,
         "-m",
         "gunicorn",
         "--config",
-        "python:traced_app.gunicorn_conf",
+        str(ROOT / "bench" / "gunicorn_conf.py"),
         "--bind",
         f"{HOST}:{port}",
         "traced_app.wsgi:app",
     ]
 
 
-def dev_server_command(port: int) -> list[str]:
-    """The reference setup: the same app under Bottle's development server (`bottle.run`,
-    single-threaded wsgiref), as the original main.py ran it."""
-    code = (
-        "import sys, bottle\n"
-        "from traced_app.wsgi import app\n"
-        "bottle.run(app=app, host=sys.argv[1], port=int(sys.argv[2]))\n"
-    )
-    return [sys.executable, "-c", code, HOST, str(port)]
+def reference_command(port: int) -> list[str]:
+    """Seed 000's app as it was (bench/reference_app.py): Bottle's development server
+    (single-threaded wsgiref), X-Ray SDK on. It has no health route: wait on `/`."""
+    return [sys.executable, str(ROOT / "bench" / "reference_app.py"), str(port)]
+
+
+def pinned(command: list[str], cpu: int | None) -> list[str]:
+    """`command` on one CPU (taskset), or as it is when `cpu` is None."""
+    if cpu is None:
+        return command
+    taskset = shutil.which("taskset")
+    if taskset is None:
+        raise FileNotFoundError("taskset (util-linux) is not installed")
+    return [taskset, "-c", str(cpu), *command]
+
+
+def can_pin() -> bool:
+    """Whether servers and the load generator can each have a CPU of their own."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    cpus = len(affinity(0)) if affinity else (os.cpu_count() or 1)
+    return shutil.which("taskset") is not None and cpus >= 2
 
 
 def app_environment(
-    port: int, daemon_address: str, *, tracing: bool = True, **extra: str
+    port: int,
+    daemon_address: str,
+    *,
+    tracing: bool = True,
+    sdk: str = "xray-sdk",
+    otlp_endpoint: str | None = None,
+    **extra: str,
 ) -> dict[str, str]:
+    """The environment of one local service: loopback only, the caller's own settings for
+    the app, its SDKs and its servers left out."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("AWS_XRAY_", "WEB_", "GUNICORN_"))
+        if not key.startswith(("AWS_XRAY_", "OTEL_", "WEB_", "GUNICORN_", "GRANIAN_"))
+        and key
+        not in {
+            "ROLE",
+            "SERVICE_NAME",
+            "BACKEND_URL",
+            "TRACING_SDK",
+            "DOWNSTREAM_TIMEOUT_SECONDS",
+            "ACCESS_LOG",
+            "ECS_CONTAINER_METADATA_URI",
+            "ECS_CONTAINER_METADATA_URI_V4",
+        }
     }
     env.update(
         PORT=str(port),
+        BIND=HOST,
+        TRACING_SDK=sdk,
         AWS_XRAY_DAEMON_ADDRESS=daemon_address,
-        AWS_XRAY_SDK_ENABLED="true" if tracing else "false",
         PYTHONDONTWRITEBYTECODE="1",
         PYTHONUNBUFFERED="1",
     )
+    if sdk == "opentelemetry":
+        env["OTEL_SDK_DISABLED"] = "false" if tracing else "true"
+        if otlp_endpoint:
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
+    else:
+        env["AWS_XRAY_SDK_ENABLED"] = "true" if tracing else "false"
     env.update(extra)
     return env
 
 
-def wait_until_healthy(process: subprocess.Popen[bytes], port: int, timeout: float) -> None:
+def wait_until_healthy(
+    process: subprocess.Popen[bytes], port: int, timeout: float, path: str = "/healthz"
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the app exited with status {process.returncode} while starting")
         connection = http.client.HTTPConnection(HOST, port, timeout=1)
         try:
-            connection.request("GET", "/healthz")
+            connection.request("GET", path)
             if connection.getresponse().status == 200:
                 return
         except OSError:
@@ -118,10 +164,11 @@ def running(
     stderr: IO[bytes] | int = subprocess.DEVNULL,
     ready_timeout: float = 20.0,
     stop_timeout: float = 25.0,
+    health_path: str = "/healthz",
 ) -> Iterator[subprocess.Popen[bytes]]:
     process = subprocess.Popen(command, cwd=SAMPLE_APP, env=dict(env), stdout=stdout, stderr=stderr)
     try:
-        wait_until_healthy(process, port, ready_timeout)
+        wait_until_healthy(process, port, ready_timeout, health_path)
         yield process
     finally:
         stop(process, stop_timeout)
@@ -180,11 +227,12 @@ def load_with_ab(
     headers: Mapping[str, str] | None = None,
     *,
     keepalive: bool = False,
+    cpu: int | None = None,
 ) -> LoadResult:
     ab = ab_path()
     if ab is None:
         raise FileNotFoundError("ab (apache2-utils) is not installed")
-    command = [ab, "-q", "-n", str(requests), "-c", str(concurrency), "-s", "10"]
+    command = pinned([ab, "-q", "-n", str(requests), "-c", str(concurrency), "-s", "10"], cpu)
     if keepalive:
         command.append("-k")
     for name, value in (headers or {}).items():
@@ -317,11 +365,14 @@ def load(
     *,
     keepalive: bool = False,
     client: str = "auto",
+    cpu: int | None = None,
 ) -> LoadResult:
     """Apache Bench when installed (or `client="ab"`), else the built-in client. Without
-    keep-alive every request opens a connection, as `ab` does by default."""
+    keep-alive every request opens a connection, as `ab` does by default. `cpu` pins ab."""
     if client == "ab" or (client == "auto" and ab_path() is not None):
-        return load_with_ab(port, path, requests, concurrency, headers, keepalive=keepalive)
+        return load_with_ab(
+            port, path, requests, concurrency, headers, keepalive=keepalive, cpu=cpu
+        )
     return load_with_threads(port, path, requests, concurrency, headers, keepalive=keepalive)
 
 
@@ -348,3 +399,24 @@ def process_tree_cpu_seconds(pid: int) -> float:
                 grew = True
     ticks = sum(times.get(member, 0) for member in tree)
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def latencies(
+    port: int, path: str, requests: int, headers: Mapping[str, str] | None = None
+) -> list[float]:
+    """Seconds per request of `requests` GETs sent one after another on one kept-alive
+    connection (reopened if the server closes it); raises on any non-2xx answer."""
+    lines = [f"GET {path} HTTP/1.1", f"Host: {HOST}:{port}", "User-Agent: local-latency"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    connection = _Connection(port, ("\r\n".join(lines) + "\r\n\r\n").encode(), keepalive=True)
+    took: list[float] = []
+    try:
+        for _ in range(requests):
+            began = time.perf_counter()
+            status = connection.get()
+            took.append(time.perf_counter() - began)
+            if not 200 <= status < 300:
+                raise RuntimeError(f"GET {path} answered {status}")
+    finally:
+        connection.close()
+    return took

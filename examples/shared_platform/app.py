@@ -1,13 +1,22 @@
-"""A platform team's app built from traced_fargate: two stacks in one account.
+"""A platform team's app built from traced_fargate: three stacks in one account.
+
+``Images``: the app repositories, deployed (and pushed to) before anything runs from them;
+their names are generated, so a redeploy after ``cdk destroy`` never collides.
 
 ``Platform``: a closed VPC, a pull-through cache for the tracing sidecars, one ECS
 cluster and one internal HTTPS load balancer shared by two frontend services (routed by
 path), and a backend service without a load balancer that only the frontends may call
-(Cloud Map DNS).
+(Cloud Map DNS). A temporary egress is open while the services first pull their sidecar
+images through the cache (ECR needs a route out for a cache miss), and closed after.
 
 ``Imported``: a VPC that exists already, imported with ``Vpc.from_vpc_attributes``, and
 one service with a load balancer of its own. The library knows nothing of that VPC's
-endpoints, so it grants none: the stack opens the tasks' HTTPS egress to them itself.
+endpoints, so it grants none: the stack opens the tasks' HTTPS egress to them itself. That
+VPC has no route out, so its cache is warmed by tag before the first deploy, from a
+machine that can reach ECR (a pull by digest does not fill the cache)::
+
+    docker pull 111111111111.dkr.ecr.eu-west-1.amazonaws.com/\
+imported-ecr-public/xray/aws-xray-daemon:3.3.15
 
 Synthesize with ``cdk synth --app "python3 examples/shared_platform/app.py"``.
 """
@@ -34,6 +43,7 @@ from traced_fargate import (
     PullThroughCache,
     ServiceDiscovery,
     SharedListener,
+    TemporaryEgress,
     TracedFargateService,
     TracedTaskDefinition,
     TracingSidecar,
@@ -89,12 +99,26 @@ PYTHON_HEALTH_CHECK = ecs.HealthCheck(
 """A probe run inside the app image (a Python app that answers ``/healthz``)."""
 
 
-class PlatformStack(Stack):
-    """The shared network, cache, cluster and load balancer, and three services on them."""
+class ImagesStack(Stack):
+    """The app repositories that CI pushes to: stateful, so apart from what runs."""
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id, env=ENV)
+        self.repositories = {
+            name: AppImageRepository(self, name) for name in ("Orders", "Users", "Inventory")
+        }
+
+
+class PlatformStack(Stack):
+    """The shared network, cache, cluster and load balancer, and three services on them."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, images: dict[str, AppImageRepository]
+    ) -> None:
+        super().__init__(scope, construct_id, env=ENV)
+        self.images = images
         self.network = ClosedVpc(self, "Network", cidr=PLATFORM_CIDR)  # the first 2 zones
+        self.egress = TemporaryEgress(self, "SetupEgress", network=self.network)
         self.cache = PullThroughCache(
             self,
             "Cache",
@@ -154,6 +178,11 @@ class PlatformStack(Stack):
             self.inventory.connections.allow_from(
                 frontend, self.inventory.connections.default_port, "Frontend to inventory"
             )
+        # The first pulls through the cache need the egress; a service is created once its
+        # tasks are steady, so the egress closes after every image came through.
+        services = [s.service for s in (self.orders, self.users, self.inventory)]
+        self.egress.required_by(*services)
+        self.egress.add_teardown(self, "CloseSetupEgress", after=services)
 
     def _service(
         self,
@@ -164,7 +193,7 @@ class PlatformStack(Stack):
         app_health_check: ecs.HealthCheck | None = None,
         spot_weight: int = 0,
     ) -> TracedFargateService:
-        repository = AppImageRepository(self, f"{name}Images", repository_name=name.lower())
+        repository = self.images[name]
         task = TracedTaskDefinition(
             self,
             f"{name}Task",
@@ -248,6 +277,7 @@ class ImportedStack(Stack):
 class SharedPlatform:
     """The stacks of the app."""
 
+    images: ImagesStack
     platform: PlatformStack
     imported: ImportedStack
 
@@ -257,8 +287,10 @@ def build(app: App) -> SharedPlatform:
     for key, value in CONTEXT.items():
         if app.node.try_get_context(key) is None:
             app.node.set_context(key, value)
+    images = ImagesStack(app, "Images")
     return SharedPlatform(
-        platform=PlatformStack(app, "Platform"),
+        images=images,
+        platform=PlatformStack(app, "Platform", images=images.repositories),
         imported=ImportedStack(app, "Imported"),
     )
 

@@ -1,184 +1,79 @@
-"""How the X-Ray recorder is set up: segment names, sampling, and where segments go.
+"""The tracing seam: what the app asks of a tracing SDK, whichever one TRACING_SDK selects.
 
-The app must keep serving whatever the daemon does. The SDK's own emitter logs a traceback
-for every segment it fails to send, and its sampling-rule pollers log one every time the daemon
-does not answer; here a failure is reported as one line, once per outage or interval.
+The routes never import an SDK. They open spans for their own work (`span`), and wrap the
+one outgoing call in `client`, which puts the trace context on its headers and records its
+outcome. `xray.XRayTracer` maps this onto the X-Ray SDK (segments, subsegments, annotations),
+`otel.OtelTracer` onto OpenTelemetry (server, internal and client spans, attributes). Both
+speak the `X-Amzn-Trace-Id` header with X-Ray trace ids, so a frontend on one SDK and a
+backend on the other are one trace.
 """
 
 from __future__ import annotations
 
-import logging
-import socket
-import threading
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-import botocore.session
-from aws_xray_sdk.core.daemon_config import DaemonConfig
-from aws_xray_sdk.core.emitters.udp_emitter import PROTOCOL_DELIMITER, PROTOCOL_HEADER
-from botocore import UNSIGNED
-from botocore.config import Config
+from .settings import Settings
 
-DEFAULT_SERVICE_NAME = "traced-fargate-sample"
-DEFAULT_DAEMON_ADDRESS = "127.0.0.1:2000"
-SAMPLING_RULES = Path(__file__).with_name("sampling_rules.json")
+TRACE_HEADER = "X-Amzn-Trace-Id"
+# Where a tracer may leave its sampling decision for the access log, when its response header
+# does not carry it.
+SAMPLED_ENVIRON_KEY = "traced_app.sampled"
 
-# The rule poller asks for rules every 5 minutes; one report per poll interval is enough.
-POLLER_REPORT_INTERVAL = 300.0
-POLLER_LOGGERS = (
-    "aws_xray_sdk.core.sampling.rule_poller",
-    "aws_xray_sdk.core.sampling.target_poller",
-)
-
-log = logging.getLogger(__name__)
+# PEP 3333 in the types the app uses.
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-class Entity(Protocol):
-    """The part of an X-Ray segment or subsegment that an emitter uses."""
+class Span(Protocol):
+    """A unit of the app's own work: an X-Ray subsegment or an OpenTelemetry span."""
 
-    def serialize(self) -> str: ...
+    def annotate(self, key: str, value: str | int | float | bool) -> None:
+        """A searchable value (X-Ray annotation; OTel attribute listed as an annotation)."""
 
-
-@dataclass(frozen=True)
-class TracingSettings:
-    service_name: str = DEFAULT_SERVICE_NAME
-    # "host:port" for both UDP and TCP, or "tcp:host:port udp:host:port" (the SDK's forms).
-    daemon_address: str = DEFAULT_DAEMON_ADDRESS
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> TracingSettings:
-        return cls(
-            service_name=environ.get("SERVICE_NAME") or DEFAULT_SERVICE_NAME,
-            daemon_address=environ.get("AWS_XRAY_DAEMON_ADDRESS") or DEFAULT_DAEMON_ADDRESS,
-        )
+    def metadata(self, key: str, value: Any) -> None:
+        """A value kept with the trace but not indexed (X-Ray metadata; OTel attribute)."""
 
 
-class DaemonEmitter:
-    """Sends finished segments to the daemon over UDP, never blocking a request.
+class ClientCall(Protocol):
+    """The outgoing call to the backend, as seen by the caller's trace."""
 
-    A send that fails (oversized document, full socket buffer, unresolvable address) drops
-    that segment and the request goes on; the first failure of an outage is logged once,
-    without a traceback.
-    """
+    def inject(self, headers: dict[str, str]) -> None:
+        """Put the trace context on the request's headers (X-Amzn-Trace-Id)."""
 
-    def __init__(self, daemon_address: str) -> None:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._socket.setblocking(False)
-        self._failing = False
-        self.set_daemon_address(daemon_address)
+    def response(self, status: int) -> None:
+        """The backend answered with this status (5xx is the backend's fault, 4xx an error)."""
 
-    @property
-    def address(self) -> tuple[str, int]:
-        return self._address
-
-    def set_daemon_address(self, daemon_address: str | None) -> None:
-        # The recorder calls this with None when it is configured without an address.
-        if daemon_address:
-            config = DaemonConfig(daemon_address)
-            self._address = (config.udp_ip, config.udp_port)
-
-    def send_entity(self, entity: Entity) -> None:
-        # The daemon's protocol: a header line, then one segment document, as the SDK sends.
-        payload = f"{PROTOCOL_HEADER}{PROTOCOL_DELIMITER}{entity.serialize()}".encode()
-        try:
-            self._socket.sendto(payload, self._address)
-        except OSError as error:
-            if not self._failing:
-                self._failing = True
-                log.warning(
-                    "dropping trace segments: cannot send to the X-Ray daemon at %s:%d (%s)",
-                    *self._address,
-                    error,
-                )
-            return
-        if self._failing:
-            self._failing = False
-            log.warning("sending trace segments to the X-Ray daemon again")
+    def failed(self, error: BaseException, outcome: str) -> None:
+        """No usable answer: the call timed out, was refused or broke (`outcome` names it)."""
 
 
-class PollerFailureFilter(logging.Filter):
-    """Turns a sampling poller's error-with-traceback into a one-line warning, at most one per
-    `interval` seconds: the poller tries again on its own schedule, and the sampler goes on
-    with the rules it has meanwhile."""
+class Tracer(Protocol):
+    """One tracing SDK, set up for the service."""
 
-    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__()
-        self._interval = interval
-        self._clock = clock
-        self._last_report: float | None = None
-        self._lock = threading.Lock()
+    sdk: str
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info is None:
-            return True
-        # The record passed the logger's level as an error: as a warning it might not.
-        if not logging.getLogger(record.name).isEnabledFor(logging.WARNING):
-            return False
-        now = self._clock()
-        with self._lock:
-            if self._last_report is not None and now - self._last_report < self._interval:
-                return False
-            self._last_report = now
-        error = record.exc_info[1]
-        record.args = (record.getMessage(), type(error).__name__, error)
-        record.msg = (
-            "%s %s: %s; sampling goes on with the rules already loaded"
-            " (the local ones until the daemon answers)"
-        )
-        record.exc_info = None
-        record.exc_text = None
-        record.levelno = logging.WARNING
-        record.levelname = logging.getLevelName(logging.WARNING)
-        return True
+    def instrument(self, app: Any) -> WsgiApp:
+        """The Bottle app with a server span (segment) around every request it serves."""
+
+    def span(self, name: str) -> AbstractContextManager[Span]:
+        """A span for in-process work, a child of the request's."""
+
+    def client(self, name: str, method: str, url: str) -> AbstractContextManager[ClientCall]:
+        """A client span for an outgoing HTTP call to `url`, named after its target."""
+
+    def shutdown(self) -> None:
+        """Send what is still buffered (at process exit)."""
 
 
-def quiet_sampling_pollers(interval: float = POLLER_REPORT_INTERVAL) -> None:
-    for name in POLLER_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, PollerFailureFilter) for f in logger.filters):
-            logger.addFilter(PollerFailureFilter(interval))
+def build_tracer(settings: Settings) -> Tracer:
+    """The tracer TRACING_SDK selects; only that SDK is imported."""
+    # Imported here, not at the top: a service loads the SDK it runs and not the other.
+    if settings.tracing_sdk == "opentelemetry":
+        from .otel import OtelTracer  # noqa: PLC0415
 
+        return OtelTracer.from_settings(settings)
+    from .xray import XRayTracer  # noqa: PLC0415
 
-def sampling_client(daemon_address: str) -> Any:
-    """The client the sampler asks for centralized rules through the daemon's TCP port.
-
-    One attempt with short timeouts: the daemon is on loopback, and a failed poll only means
-    the local rules apply until the next one, so retries would merely hold the poller thread.
-    The daemon signs the calls, so the client sends no credentials.
-    """
-    config = DaemonConfig(daemon_address)
-    return botocore.session.get_session().create_client(
-        "xray",
-        endpoint_url=f"http://{config.tcp_ip}:{config.tcp_port}",
-        # Never used for routing (the endpoint is explicit), but botocore requires one.
-        region_name="us-east-1",
-        config=Config(
-            signature_version=UNSIGNED,
-            connect_timeout=1,
-            read_timeout=2,
-            retries={"total_max_attempts": 1},
-        ),
-    )
-
-
-def configure_recorder(
-    recorder: Any,
-    settings: TracingSettings,
-    sampling_rules: Path = SAMPLING_RULES,
-) -> None:
-    """Configure an `AWSXRayRecorder` for the service. Run it before `patch_all()`."""
-    quiet_sampling_pollers()
-    recorder.sampler.xray_client = sampling_client(settings.daemon_address)
-    recorder.configure(
-        service=settings.service_name,
-        plugins=("ECSPlugin",),
-        # Outside a request (startup, background threads) there is no segment to attach a
-        # patched library call to: skip it silently instead of raising or logging an error.
-        context_missing="IGNORE_ERROR",
-        sampling_rules=str(sampling_rules),
-        daemon_address=settings.daemon_address,
-        emitter=DaemonEmitter(settings.daemon_address),
-    )
+    return XRayTracer.from_settings(settings)

@@ -29,8 +29,8 @@ def problems_for(raw: dict[str, Any], selected: str | None = None) -> list[str]:
 def test_cdk_json_environments_are_valid_and_differ() -> None:
     envs = {e.name: e for e in load_environments(cdk_json_context()["environments"])}
     assert {"dev", "prod"} <= set(envs)
-    assert envs["dev"].service != envs["prod"].service
-    assert envs["prod"].service.memory_mib > envs["dev"].service.memory_mib
+    assert envs["dev"].frontend != envs["prod"].frontend
+    assert envs["prod"].frontend.memory_mib > envs["dev"].frontend.memory_mib
 
 
 def test_select_one_environment() -> None:
@@ -50,7 +50,7 @@ def test_defaults_fill_omitted_sections(raw: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("path", "value", "expected"),
     [
-        (("bogus",), 1, "dev.bogus: unknown key; allowed keys: account, egress,"),
+        (("bogus",), 1, "dev.bogus: unknown key; allowed keys: account, backend, egress,"),
         (("network", "colour"), "red", "dev.network.colour: unknown key; allowed keys: "),
         (("network", "max_azs"), "2", "dev.network.max_azs: '2' is not allowed; expected an int"),
         (
@@ -81,17 +81,23 @@ def test_defaults_fill_omitted_sections(raw: dict[str, Any]) -> None:
             "adot_collector_tag: 'latest' is a floating tag and is not allowed",
         ),
         (("egress", "mode"), "always", "dev.egress.mode: 'always' is not allowed; expected one of"),
-        (("service",), [], "dev.service: expected an object, got []"),
-        (("service", "cpu"), 300, "dev.service: cpu 300 / memory_mib 1024: cpu must be one of"),
-        (("service", "memory_mib"), 8192, "memory must be one of: 1024, 2048, 3072, 4096 MiB"),
+        (("frontend",), [], "dev.frontend: expected an object, got []"),
+        (("frontend", "cpu"), 300, "dev.frontend: cpu 300 / memory_mib 1024: cpu must be one of"),
+        (("frontend", "memory_mib"), 8192, "memory must be one of: 1024, 2048, 3072, 4096 MiB"),
         (
-            ("service", "app_image_tag"),
+            ("frontend", "app_image_tag"),
             "latest",
-            "dev.service.app_image_tag: 'latest' is a floating tag",
+            "dev.frontend.app_image_tag: 'latest' is a floating tag",
         ),
-        (("service", "min_count"), 5, "dev.service.min_count: 5 is above max_count 2"),
-        (("service", "desired_count"), 2, "desired_count: unknown key; allowed keys: app_image_t"),
-        (("service", "cpu_architecture"), "arm", "cpu_architecture: 'arm' is not allowed; expe"),
+        (("frontend", "min_count"), 5, "dev.frontend.min_count: 5 is above max_count 2"),
+        (("frontend", "desired_count"), 2, "desired_count: unknown key; allowed keys: app_image_t"),
+        (("frontend", "cpu_architecture"), "arm", "cpu_architecture: 'arm' is not allowed; expe"),
+        (
+            ("frontend", "cpu_architecture"),
+            "ARM64",
+            "dev.frontend.spot_weight: 1 places ARM64 task",
+        ),
+        (("backend", "tracing_sdk"), "zipkin", "dev.backend.tracing_sdk: 'zipkin' is not allowed"),
         (("registry", "pull_through_cache_prefix"), "Ab", "pull_through_cache_prefix: 'Ab' is no"),
         (("load_client", "instance_type"), "big", "dev.load_client.instance_type: 'big' is no"),
     ],
@@ -117,7 +123,7 @@ def test_each_bad_value_is_named(
         (("load_client", "instance_type"), "t3.micro\n"),
         (("tracing", "xray_daemon_tag"), "3.3.15\n"),
         (("tracing", "adot_collector_tag"), "v0.49.0\n"),
-        (("service", "app_image_tag"), "1.4.2\n"),
+        (("frontend", "app_image_tag"), "1.4.2\n"),
         (("egress", "generation"), "2\n"),
         (("network", "vpc_cidr"), "10.20.0.0/16\n"),
     ],
@@ -247,10 +253,10 @@ def test_app_prints_problems_without_traceback(tmp_path: Any) -> None:
 @pytest.mark.parametrize(
     ("path", "value"),
     [
-        (("service", "cpu_target_percent"), 95),
-        (("service", "max_count"), 500),
+        (("frontend", "cpu_target_percent"), 95),
+        (("frontend", "max_count"), 500),
         (("tracing", "xray_daemon_tag"), "sha256:" + "a" * 64),
-        (("service", "app_image_tag"), "sha256:" + "b" * 64),
+        (("frontend", "app_image_tag"), "sha256:" + "b" * 64),
     ],
 )
 def test_config_accepts_what_the_library_accepts(
@@ -267,6 +273,84 @@ def test_config_accepts_what_the_library_accepts(
 def test_config_reports_the_librarys_own_message_under_the_key_path(raw: dict[str, Any]) -> None:
     from traced_fargate.service_scaling import target_problems
 
-    raw["dev"].setdefault("service", {})["cpu_target_percent"] = 0
-    where = "cdk.json: context.environments.dev.service."
+    raw["dev"].setdefault("frontend", {})["cpu_target_percent"] = 0
+    where = "cdk.json: context.environments.dev.frontend."
     assert problems_for(raw) == target_problems(0, 500, prefix=where)
+
+
+def test_cost_knobs_default_to_every_az_and_a_load_client() -> None:
+    (env,) = load_environments({"qa": {}})
+    assert env.network.endpoint_azs is None
+    assert env.load_client.enabled is True
+
+
+def test_cdk_json_dev_keeps_its_endpoints_in_one_az() -> None:
+    envs = {e.name: e for e in load_environments(cdk_json_context()["environments"])}
+    assert envs["dev"].network.endpoint_azs == 1
+    assert envs["prod"].network.endpoint_azs is None
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (
+            ("network", "endpoint_azs"),
+            3,
+            "dev.network.endpoint_azs: 3 is not allowed; allowed: a whole number from 1 to 2 "
+            "(max_azs is 2)",
+        ),
+        (("network", "endpoint_azs"), 0, "dev.network.endpoint_azs: 0 is not allowed; allowed"),
+        (("network", "endpoint_azs"), "1", "dev.network.endpoint_azs: '1' is not allowed; exp"),
+        (("network", "endpoint_azs"), True, "dev.network.endpoint_azs: True is not allowed; ex"),
+        (
+            ("load_client", "enabled"),
+            "no",
+            "dev.load_client.enabled: 'no' is not allowed; expected true or false",
+        ),
+    ],
+)
+def test_each_bad_cost_knob_is_named_once(
+    raw: dict[str, Any], path: tuple[str, ...], value: Any, expected: str
+) -> None:
+    raw["dev"].setdefault(path[0], {})[path[1]] = value
+    (problem,) = problems_for(raw)
+    assert problem.startswith("cdk.json: context.environments.dev")
+    assert expected in problem
+
+
+def test_endpoint_azs_follows_the_library_rule_and_max_azs(raw: dict[str, Any]) -> None:
+    from traced_fargate.rules import endpoint_azs_problems
+
+    raw["dev"]["network"]["endpoint_azs"] = 3
+    key = "cdk.json: context.environments.dev.network.endpoint_azs"
+    assert problems_for(raw) == endpoint_azs_problems(key, 3, 2)
+    raw["dev"].update(account="111111111111", region="eu-west-1")
+    raw["dev"]["network"]["max_azs"] = 3
+    (dev,) = load_environments(raw, "dev")
+    assert dev.network.endpoint_azs == 3
+
+
+def test_load_client_can_be_left_out(raw: dict[str, Any]) -> None:
+    raw["dev"]["load_client"]["enabled"] = False
+    (dev,) = load_environments(raw, "dev")
+    assert dev.load_client.enabled is False
+
+
+def test_opentelemetry_needs_the_collector(raw: dict[str, Any]) -> None:
+    raw["dev"]["tracing"] = {"mode": "xray-daemon"}
+    raw["dev"]["frontend"]["tracing_sdk"] = "opentelemetry"
+    raw["dev"]["backend"]["tracing_sdk"] = "opentelemetry"
+    assert problems_for(raw) == [
+        f"cdk.json: context.environments.dev.{role}.tracing_sdk: 'opentelemetry' sends OTLP, "
+        "which the X-Ray daemon does not receive; set tracing.mode to 'adot-collector' or "
+        "tracing_sdk to 'xray-sdk'"
+        for role in ("frontend", "backend")
+    ]
+
+
+def test_a_mixed_fleet_on_the_collector_is_valid(raw: dict[str, Any]) -> None:
+    raw["dev"]["tracing"] = {"mode": "adot-collector"}
+    raw["dev"]["frontend"]["tracing_sdk"] = "xray-sdk"
+    raw["dev"]["backend"]["tracing_sdk"] = "opentelemetry"
+    (dev,) = load_environments(raw, "dev")
+    assert (dev.frontend.tracing_sdk, dev.backend.tracing_sdk) == ("xray-sdk", "opentelemetry")

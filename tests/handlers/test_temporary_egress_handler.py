@@ -1,39 +1,51 @@
-"""The TemporaryEgress custom-resource handler, against botocore's Stubber and against moto.
+"""The TemporaryEgress custom-resource handler against botocore's Stubber: the EC2 states
+that moto cannot show (a NAT ``pending`` or ``deleting``, an address still in use, NotFound
+answers), the ownership checks, and the event contract.
 
 Each Stubber test scripts the exact EC2 calls it expects, in order; any other call fails the
-test. The ownership tests queue describe responses only, so a mutating call cannot slip by.
+test. The refusals queue describe responses only, so a mutating call cannot slip by. Whole
+lifecycles, and a crash after every mutating call, run against moto in
+``test_temporary_egress_lifecycle.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from traced_fargate.temporary_egress.handler import index as handler
-from traced_fargate.temporary_egress.handler.index import (
-    DEFAULT_ROUTE,
+from traced_fargate import temporary_egress
+from traced_fargate.temporary_egress.handler.index import contract, dispatch
+from traced_fargate.temporary_egress.handler.index.closing import Target, close_step
+from traced_fargate.temporary_egress.handler.index.contract import (
     EGRESS_RESOURCE_TYPE,
     OWNER_TAG_KEY,
-    PARTS_TAG_KEY,
     REQUEST_TAG_KEY,
     TEARDOWN_RESOURCE_TYPE,
-    EgressError,
-    EgressIds,
-    OwnershipError,
-    Scope,
+    VPC_TAG_KEY,
+)
+from traced_fargate.temporary_egress.handler.index.dispatch import (
     handle_is_complete,
     handle_on_event,
-    teardown_step,
+)
+from traced_fargate.temporary_egress.handler.index.ec2 import DEFAULT_ROUTE
+from traced_fargate.temporary_egress.handler.index.model import (
+    EgressError,
+    EgressIds,
+    Opening,
+    OwnershipError,
+    Scope,
+    parse_egress_physical_id,
 )
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
-    from mypy_boto3_ec2.type_defs import FilterTypeDef
 
 REGION = "eu-west-1"
 VPC = "vpc-0a1a1a1a1a1a1a1a1"
@@ -52,15 +64,14 @@ IDS = EgressIds(
     public_subnet_id="subnet-0c9c9c9c9c9c9c9c9",
     public_route_table_id="rtb-0d0d0d0d0d0d0d0d0",
 )
-NEW_IDS = EgressIds(
-    nat_gateway_id="nat-01111111111111111",
-    allocation_id="eipalloc-02222222222222222",
-    internet_gateway_id="igw-03333333333333333",
-    public_subnet_id="subnet-04444444444444444",
-    public_route_table_id="rtb-05555555555555555",
-)
 SCOPE = Scope(vpc_id=VPC, owner_tag=OWNER, route_table_ids=ISOLATED)
 RESOURCES = ("nat", "address", "gateway", "subnet", "table")
+# How the handler looks for the owner's parts: in the VPC for the kinds EC2 places in one, by
+# the VPC tag for an Elastic IP, by the owner alone for internet gateways (then checked).
+BY_OWNER = [{"Name": f"tag:{OWNER_TAG_KEY}", "Values": [OWNER]}]
+IN_VPC = [*BY_OWNER, {"Name": "vpc-id", "Values": [VPC]}]
+BY_VPC_TAG = [*BY_OWNER, {"Name": f"tag:{VPC_TAG_KEY}", "Values": [VPC]}]
+HANDLER_DIR = Path(temporary_egress.HANDLER_DIR)
 
 
 @pytest.fixture(autouse=True)
@@ -78,20 +89,9 @@ def tags(owner: str | None = OWNER, *extra: tuple[str, str]) -> list[dict[str, s
     return [{"Key": k, "Value": v} for k, v in [*pairs, *extra]]
 
 
-def tag_specification(
-    resource_type: str, name: str, request: str = REQUEST, *extra: tuple[str, str]
-) -> list[dict[str, Any]]:
-    return [
-        {
-            "ResourceType": resource_type,
-            "Tags": [
-                {"Key": "Name", "Value": f"{OWNER}/{name}"},
-                {"Key": OWNER_TAG_KEY, "Value": OWNER},
-                {"Key": REQUEST_TAG_KEY, "Value": request},
-                *({"Key": k, "Value": v} for k, v in extra),
-            ],
-        }
-    ]
+def ours(request: str = REQUEST) -> list[dict[str, str]]:
+    """The tags the handler puts on what it creates (without Name)."""
+    return tags(OWNER, (REQUEST_TAG_KEY, request), (VPC_TAG_KEY, VPC))
 
 
 def isolated_table(table_id: str, vpc: str = VPC, default_to: str | None = None) -> dict[str, Any]:
@@ -102,6 +102,20 @@ def isolated_table(table_id: str, vpc: str = VPC, default_to: str | None = None)
         key = "NatGatewayId" if default_to.startswith("nat-") else "GatewayId"
         routes.append({"DestinationCidrBlock": DEFAULT_ROUTE, key: default_to, "State": "active"})
     return {"RouteTableId": table_id, "VpcId": vpc, "Routes": routes}
+
+
+def nat_part(
+    state: str, *, owner: str | None = OWNER, vpc: str = VPC, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "NatGatewayId": IDS.nat_gateway_id,
+        "State": state,
+        "VpcId": vpc,
+        "SubnetId": IDS.public_subnet_id,
+        "NatGatewayAddresses": [{"AllocationId": IDS.allocation_id}],
+        "Tags": tags(owner),
+        **extra,
+    }
 
 
 class Script:
@@ -120,28 +134,6 @@ class Script:
 
     # --- describes -------------------------------------------------------------------------
 
-    def nat(
-        self,
-        state: str,
-        *,
-        ids: EgressIds = IDS,
-        owner: str | None = OWNER,
-        vpc: str = VPC,
-        failure: str | None = None,
-    ) -> None:
-        nat: dict[str, Any] = {
-            "NatGatewayId": ids.nat_gateway_id,
-            "State": state,
-            "VpcId": vpc,
-            "SubnetId": ids.public_subnet_id,
-            "NatGatewayAddresses": [{"AllocationId": ids.allocation_id}],
-            "Tags": tags(owner),
-        }
-        if failure is not None:
-            nat |= {"FailureCode": "InsufficientFreeAddressesInSubnet", "FailureMessage": failure}
-        params = {"NatGatewayIds": [ids.nat_gateway_id]}
-        self.ok("describe_nat_gateways", params, {"NatGateways": [nat]})
-
     def isolated(self, *tables: dict[str, Any]) -> None:
         params = {"Filters": [{"Name": "route-table-id", "Values": list(ISOLATED)}]}
         self.ok("describe_route_tables", params, {"RouteTables": list(tables)})
@@ -149,7 +141,7 @@ class Script:
     def isolated_routed_to(self, target: str | None) -> None:
         self.isolated(*(isolated_table(t, default_to=target) for t in ISOLATED))
 
-    def egress(
+    def named(
         self,
         *,
         nat_state: str = "available",
@@ -159,11 +151,11 @@ class Script:
         failure: str | None = None,
         isolated: Sequence[dict[str, Any]] | None = None,
     ) -> None:
-        """The six describes of the ownership check.
+        """The six describes of closing the ids a physical id names.
 
         ``gone`` lists resources EC2 no longer knows; ``foreign`` = (resource, "owner" |
-        "untagged" | "vpc") makes one resource someone else's; ``isolated`` replaces the
-        isolated route tables, which otherwise route to our NAT when ``routed``.
+        "untagged" | "vpc" | "vpc-tag") makes one resource someone else's; ``isolated``
+        replaces the isolated route tables, which otherwise route to our NAT when ``routed``.
         """
 
         def owner(resource: str) -> str | None:
@@ -171,13 +163,24 @@ class Script:
                 return None
             return FOREIGN_OWNER if foreign == (resource, "owner") else OWNER
 
+        def part_tags(resource: str) -> list[dict[str, str]]:
+            extra = [(VPC_TAG_KEY, OTHER_VPC)] if foreign == (resource, "vpc-tag") else []
+            return tags(owner(resource), *extra)
+
         def vpc(resource: str) -> str:
             return OTHER_VPC if foreign == (resource, "vpc") else VPC
 
         if "nat" in gone:
             self.error("describe_nat_gateways", "NatGatewayNotFound", nat_ids())
         else:
-            self.nat(nat_state, owner=owner("nat"), vpc=vpc("nat"), failure=failure)
+            nat = nat_part(nat_state, owner=owner("nat"), vpc=vpc("nat"))
+            nat["Tags"] = part_tags("nat")
+            if failure is not None:
+                nat |= {
+                    "FailureCode": "InsufficientFreeAddressesInSubnet",
+                    "FailureMessage": failure,
+                }
+            self.ok("describe_nat_gateways", nat_ids(), {"NatGateways": [nat]})
         if "address" in gone:
             self.error("describe_addresses", "InvalidAllocationID.NotFound", address_ids())
         else:
@@ -185,7 +188,7 @@ class Script:
                 "AllocationId": IDS.allocation_id,
                 "Domain": "vpc",
                 "PublicIp": "203.0.113.10",
-                "Tags": tags(owner("address")),
+                "Tags": part_tags("address"),
             }
             self.ok("describe_addresses", address_ids(), {"Addresses": [address]})
         if "gateway" in gone:
@@ -194,7 +197,7 @@ class Script:
             gateway = {
                 "InternetGatewayId": IDS.internet_gateway_id,
                 "Attachments": [{"State": "available", "VpcId": vpc("gateway")}],
-                "Tags": tags(owner("gateway")),
+                "Tags": part_tags("gateway"),
             }
             self.ok("describe_internet_gateways", igw_ids(), {"InternetGateways": [gateway]})
         if "subnet" in gone:
@@ -205,7 +208,7 @@ class Script:
                 "VpcId": vpc("subnet"),
                 "CidrBlock": CIDR,
                 "AvailabilityZone": AZ,
-                "Tags": tags(owner("subnet")),
+                "Tags": part_tags("subnet"),
             }
             self.ok("describe_subnets", subnet_ids(), {"Subnets": [subnet]})
         if "table" in gone:
@@ -215,10 +218,10 @@ class Script:
             table = {
                 "RouteTableId": IDS.public_route_table_id,
                 "VpcId": vpc("table"),
-                "Tags": tags(owner("table")),
+                "Tags": part_tags("table"),
                 "Associations": [
                     {
-                        "Main": False,
+                        "Main": foreign == ("table", "main"),
                         "RouteTableAssociationId": ASSOCIATION,
                         "RouteTableId": IDS.public_route_table_id,
                         "SubnetId": associated or IDS.public_subnet_id,
@@ -237,6 +240,66 @@ class Script:
                 for i, t in enumerate(ISOLATED)
             ]
         self.isolated(*isolated)
+
+    def opening(
+        self,
+        *,
+        nat_state: str | None = "available",
+        failure: str | None = None,
+        isolated: Sequence[dict[str, Any]] | None = None,
+        attached: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        """The describes of one opening poll: the owner's tagged parts, all of this request
+        (every part up to a NAT in ``nat_state``; none when it is None), the isolated route
+        tables, the gateways attached to the VPC."""
+        exists = nat_state is not None
+        nat = nat_part(nat_state or "", Tags=ours())
+        if failure is not None:
+            nat |= {"FailureCode": "InsufficientFreeAddressesInSubnet", "FailureMessage": failure}
+        gateway = {
+            "InternetGatewayId": IDS.internet_gateway_id,
+            "Attachments": [{"State": "available", "VpcId": VPC}],
+            "Tags": ours(),
+        }
+        subnet = {"SubnetId": IDS.public_subnet_id, "VpcId": VPC, "Tags": ours()}
+        table = {
+            "RouteTableId": IDS.public_route_table_id,
+            "VpcId": VPC,
+            "Tags": ours(),
+            "Associations": [
+                {"RouteTableAssociationId": ASSOCIATION, "SubnetId": IDS.public_subnet_id}
+            ],
+            "Routes": [
+                {"DestinationCidrBlock": DEFAULT_ROUTE, "GatewayId": IDS.internet_gateway_id}
+            ],
+        }
+        address = {"AllocationId": IDS.allocation_id, "Tags": ours()}
+        if exists:
+            self.tagged(
+                nat=[nat], address=[address], gateway=[gateway], subnet=[subnet], table=[table]
+            )
+        else:
+            self.tagged()
+        if isolated is None:
+            isolated = [isolated_table(t) for t in ISOLATED]
+        self.isolated(*isolated)
+        attached_to = {"Filters": [{"Name": "attachment.vpc-id", "Values": [VPC]}]}
+        ours_attached = [gateway] if exists else []
+        response = {"InternetGateways": [*ours_attached, *attached]}
+        self.ok("describe_internet_gateways", attached_to, response)
+
+    def tagged(self, **found: Sequence[dict[str, Any]]) -> None:
+        """The five describes that find the owner's parts by their tags: ``found`` maps nat,
+        address, gateway, subnet, table to what each returns (default: nothing)."""
+        calls = [
+            ("describe_nat_gateways", IN_VPC, "NatGateways", "nat"),
+            ("describe_addresses", BY_VPC_TAG, "Addresses", "address"),
+            ("describe_internet_gateways", BY_OWNER, "InternetGateways", "gateway"),
+            ("describe_subnets", IN_VPC, "Subnets", "subnet"),
+            ("describe_route_tables", IN_VPC, "RouteTables", "table"),
+        ]
+        for method, filters, key, kind in calls:
+            self.ok(method, {"Filters": filters}, {key: list(found.get(kind, ()))})
 
     # --- mutations -------------------------------------------------------------------------
 
@@ -261,86 +324,12 @@ class Script:
             self.ok("detach_internet_gateway", {**igw_id(), "VpcId": VPC}, {})
             self.ok("delete_internet_gateway", igw_id(), {})
 
-    def opened(self, ids: EgressIds = IDS, request: str = REQUEST) -> None:
-        """The preflight describes and the creates of a successful open."""
-        self.isolated_routed_to(None)
-        attached = {"Filters": [{"Name": "attachment.vpc-id", "Values": [VPC]}]}
-        self.ok("describe_internet_gateways", attached, {"InternetGateways": []})
-        self.created_until_nat(ids, request)
-        parts = ":".join(ids.as_tuple()[1:])
-        self.ok(
-            "create_nat_gateway",
-            {
-                "SubnetId": ids.public_subnet_id,
-                "AllocationId": ids.allocation_id,
-                "ConnectivityType": "public",
-                "ClientToken": request,
-                "TagSpecifications": tag_specification(
-                    "natgateway", "nat", request, (PARTS_TAG_KEY, parts)
-                ),
-            },
-            {
-                "NatGateway": {
-                    "NatGatewayId": ids.nat_gateway_id,
-                    "State": "pending",
-                    "SubnetId": ids.public_subnet_id,
-                    "VpcId": VPC,
-                }
-            },
-        )
-
-    def created_until_nat(self, ids: EgressIds = IDS, request: str = REQUEST) -> None:
-        igw = {"InternetGatewayId": ids.internet_gateway_id}
-        self.ok(
-            "create_internet_gateway",
-            {"TagSpecifications": tag_specification("internet-gateway", "igw", request)},
-            {"InternetGateway": igw},
-        )
-        self.ok("attach_internet_gateway", {**igw, "VpcId": VPC}, {})
-        self.ok(
-            "create_subnet",
-            {
-                "VpcId": VPC,
-                "CidrBlock": CIDR,
-                "AvailabilityZone": AZ,
-                "TagSpecifications": tag_specification("subnet", "public-subnet", request),
-            },
-            {"Subnet": {"SubnetId": ids.public_subnet_id, "VpcId": VPC}},
-        )
-        self.ok(
-            "create_route_table",
-            {
-                "VpcId": VPC,
-                "TagSpecifications": tag_specification("route-table", "public", request),
-            },
-            {"RouteTable": {"RouteTableId": ids.public_route_table_id, "VpcId": VPC}},
-        )
-        self.ok(
-            "create_route",
-            {
-                "RouteTableId": ids.public_route_table_id,
-                "DestinationCidrBlock": DEFAULT_ROUTE,
-                "GatewayId": ids.internet_gateway_id,
-            },
-            {"Return": True},
-        )
-        self.ok(
-            "associate_route_table",
-            {"RouteTableId": ids.public_route_table_id, "SubnetId": ids.public_subnet_id},
-            {"AssociationId": ASSOCIATION},
-        )
-        self.ok(
-            "allocate_address",
-            {"Domain": "vpc", "TagSpecifications": tag_specification("elastic-ip", "eip", request)},
-            {"AllocationId": ids.allocation_id, "PublicIp": "203.0.113.10", "Domain": "vpc"},
-        )
-
-    def nat_routes_added(self, nat_id: str = IDS.nat_gateway_id) -> None:
-        for table_id in ISOLATED:
+    def nat_routes_added(self, tables: Sequence[str] = ISOLATED) -> None:
+        for table_id in tables:
             params = {
                 "RouteTableId": table_id,
                 "DestinationCidrBlock": DEFAULT_ROUTE,
-                "NatGatewayId": nat_id,
+                "NatGatewayId": IDS.nat_gateway_id,
             }
             self.ok("create_route", params, {"Return": True})
 
@@ -372,12 +361,12 @@ def table_ids() -> dict[str, Any]:
 def egress_props(**overrides: Any) -> dict[str, Any]:
     return {
         "ServiceToken": "arn:aws:lambda:eu-west-1:111122223333:function:provider",
-        "VpcId": VPC,
-        "OwnerTag": OWNER,
-        "PublicSubnetCidr": CIDR,
-        "AvailabilityZone": AZ,
-        "RouteTableIds": list(ISOLATED),
-        "Generation": "1",
+        contract.VPC_ID: VPC,
+        contract.OWNER_TAG: OWNER,
+        contract.PUBLIC_SUBNET_CIDR: CIDR,
+        contract.AVAILABILITY_ZONE: AZ,
+        contract.ROUTE_TABLE_IDS: list(ISOLATED),
+        contract.GENERATION: "1",
         **overrides,
     }
 
@@ -385,9 +374,9 @@ def egress_props(**overrides: Any) -> dict[str, Any]:
 def teardown_props(ids: EgressIds = IDS, **overrides: Any) -> dict[str, Any]:
     return {
         "ServiceToken": "arn:aws:lambda:eu-west-1:111122223333:function:provider",
-        "VpcId": VPC,
-        "OwnerTag": OWNER,
-        "RouteTableIds": list(ISOLATED),
+        contract.VPC_ID: VPC,
+        contract.OWNER_TAG: OWNER,
+        contract.ROUTE_TABLE_IDS: list(ISOLATED),
         **ids.data(),
         **overrides,
     }
@@ -418,6 +407,9 @@ def event(
     return result
 
 
+OPENING_ID = Opening(REQUEST).physical_id
+
+
 @pytest.fixture(scope="module")
 def ec2() -> EC2Client:
     # One client for the module: building it costs more than most tests here.
@@ -440,28 +432,29 @@ def assert_done(stub: Script) -> None:
     stub.stubber.assert_no_pending_responses()
 
 
-# --- teardown ----------------------------------------------------------------------------------
+def close(ec2: EC2Client) -> bool:
+    """One teardown poll of the ids a physical id names."""
+    return close_step(ec2, Target(SCOPE, named=IDS))
 
 
-def test_teardown_waits_for_nat_deletion_over_polls_then_removes_the_rest(
+# --- closing -----------------------------------------------------------------------------------
+
+
+def test_delete_waits_for_nat_deletion_over_polls_then_removes_the_rest(
     ec2: EC2Client, stub: Script
 ) -> None:
-    stub.egress(nat_state="available")
+    stub.named(nat_state="available")
     stub.routes_deleted()
     stub.nat_deleted()
     for _ in range(2):
-        stub.egress(nat_state="deleting", routed=False)
-    stub.egress(nat_state="deleted", routed=False)
+        stub.named(nat_state="deleting", routed=False)
+    stub.named(nat_state="deleted", routed=False)
     stub.rest_removed()
 
-    create = event(TEARDOWN_RESOURCE_TYPE, "Create", teardown_props())
-    assert handle_on_event(ec2, create) == {"PhysicalResourceId": f"teardown:{IDS.nat_gateway_id}"}
-    polled = {**create, "PhysicalResourceId": f"teardown:{IDS.nat_gateway_id}"}
-    assert [handle_is_complete(ec2, polled)["IsComplete"] for _ in range(3)] == [
-        False,
-        False,
-        True,
-    ]
+    delete = event(EGRESS_RESOURCE_TYPE, "Delete", egress_props(), physical_id=IDS.physical_id)
+    assert handle_on_event(ec2, delete) == {"PhysicalResourceId": IDS.physical_id}
+    polls = [handle_is_complete(ec2, delete)["IsComplete"] for _ in range(4)]
+    assert polls == [False, False, False, True]
     assert_done(stub)
 
 
@@ -469,41 +462,59 @@ def test_release_address_in_use_then_auth_failure_is_retried_until_it_succeeds(
     ec2: EC2Client, stub: Script
 ) -> None:
     release = {"AllocationId": IDS.allocation_id}
-    stub.egress(nat_state="deleted", routed=False)
+    stub.named(nat_state="deleted", routed=False)
     stub.error("release_address", "InvalidIPAddress.InUse", release)
-    stub.egress(nat_state="deleted", routed=False)
+    stub.named(nat_state="deleted", routed=False)
     stub.error("release_address", "AuthFailure", release)
-    stub.egress(nat_state="deleted", routed=False)
+    stub.named(nat_state="deleted", routed=False)
     stub.rest_removed()
 
-    assert [teardown_step(ec2, SCOPE, IDS) for _ in range(3)] == [False, False, True]
+    assert [close(ec2) for _ in range(3)] == [False, False, True]
     assert_done(stub)
+
+
+def test_parts_still_in_use_are_retried_on_the_next_poll(ec2: EC2Client, stub: Script) -> None:
+    stub.named(nat_state="deleted", routed=False)
+    stub.ok("release_address", release(), {})
+    stub.ok("disassociate_route_table", {"AssociationId": ASSOCIATION}, {})
+    stub.ok("delete_route_table", {"RouteTableId": IDS.public_route_table_id}, {})
+    stub.error("delete_subnet", "DependencyViolation", {"SubnetId": IDS.public_subnet_id})
+    stub.named(nat_state="deleted", gone=["address", "table"], routed=False)
+    stub.ok("delete_subnet", {"SubnetId": IDS.public_subnet_id}, {})
+    stub.error("detach_internet_gateway", "DependencyViolation", {**igw_id(), "VpcId": VPC})
+    stub.named(nat_state="deleted", gone=["address", "table", "subnet"], routed=False)
+    stub.rest_removed(skip=["address", "table", "subnet"])
+
+    assert [close(ec2) for _ in range(3)] == [False, False, True]
+    assert_done(stub)
+
+
+def release() -> dict[str, Any]:
+    return {"AllocationId": IDS.allocation_id}
 
 
 @pytest.mark.parametrize("gone", RESOURCES)
 def test_a_resource_ec2_no_longer_knows_counts_as_removed(
     ec2: EC2Client, stub: Script, gone: str
 ) -> None:
-    stub.egress(nat_state="deleted", gone=[gone], routed=False)
+    stub.named(nat_state="deleted", gone=[gone], routed=False)
     stub.rest_removed(skip=[gone])
 
-    assert teardown_step(ec2, SCOPE, IDS) is True
+    assert close(ec2) is True
     assert_done(stub)
 
 
 def test_not_found_answers_to_the_mutating_calls_count_as_removed(
     ec2: EC2Client, stub: Script
 ) -> None:
-    stub.egress(nat_state="available", routed=True)
+    stub.named(nat_state="available", routed=True)
     for table_id in ISOLATED:
         params = {"RouteTableId": table_id, "DestinationCidrBlock": DEFAULT_ROUTE}
         stub.error("delete_route", "InvalidRoute.NotFound", params)
     stub.error(
         "delete_nat_gateway", "InvalidNatGatewayID.NotFound", {"NatGatewayId": IDS.nat_gateway_id}
     )
-    stub.error(
-        "release_address", "InvalidAllocationID.NotFound", {"AllocationId": IDS.allocation_id}
-    )
+    stub.error("release_address", "InvalidAllocationID.NotFound", release())
     stub.error(
         "disassociate_route_table", "InvalidAssociationID.NotFound", {"AssociationId": ASSOCIATION}
     )
@@ -516,15 +527,14 @@ def test_not_found_answers_to_the_mutating_calls_count_as_removed(
     stub.error("detach_internet_gateway", "Gateway.NotAttached", {**igw_id(), "VpcId": VPC})
     stub.error("delete_internet_gateway", "InvalidInternetGatewayID.NotFound", igw_id())
 
-    assert teardown_step(ec2, SCOPE, IDS) is True
+    assert close(ec2) is True
     assert_done(stub)
 
 
 def test_delete_of_an_egress_already_torn_down_is_a_quick_no_op(
     ec2: EC2Client, stub: Script
 ) -> None:
-    for _ in range(2):
-        stub.egress(gone=RESOURCES, routed=False)
+    stub.named(gone=RESOURCES, routed=False)
 
     delete = event(EGRESS_RESOURCE_TYPE, "Delete", egress_props(), physical_id=IDS.physical_id)
     assert handle_on_event(ec2, delete) == {"PhysicalResourceId": IDS.physical_id}
@@ -533,26 +543,26 @@ def test_delete_of_an_egress_already_torn_down_is_a_quick_no_op(
 
 
 def test_a_second_teardown_after_done_makes_no_mutating_call(ec2: EC2Client, stub: Script) -> None:
-    stub.egress(nat_state="deleted", routed=True)
+    stub.named(nat_state="deleted", routed=True)
     stub.routes_deleted()
     stub.rest_removed()
     # What EC2 shows afterwards: the deleted NAT stays listed for a while, the rest is gone.
-    stub.egress(nat_state="deleted", gone=RESOURCES[1:], routed=False)
+    stub.named(nat_state="deleted", gone=RESOURCES[1:], routed=False)
 
-    assert teardown_step(ec2, SCOPE, IDS) is True
-    assert teardown_step(ec2, SCOPE, IDS) is True
+    assert close(ec2) is True
+    assert close(ec2) is True
     assert_done(stub)
 
 
 def test_teardown_leaves_routes_to_other_targets_in_the_isolated_tables(
     ec2: EC2Client, stub: Script
 ) -> None:
-    ours = isolated_table(ISOLATED[0], default_to=IDS.nat_gateway_id)
+    mine = isolated_table(ISOLATED[0], default_to=IDS.nat_gateway_id)
     theirs = isolated_table(ISOLATED[1], default_to="nat-0someoneelse0000")
     theirs["Routes"].append(
         {"DestinationCidrBlock": "192.168.0.0/16", "NatGatewayId": IDS.nat_gateway_id}
     )
-    stub.egress(nat_state="deleted", isolated=[ours, theirs])
+    stub.named(nat_state="deleted", isolated=[mine, theirs])
     stub.ok(
         "delete_route", {"RouteTableId": ISOLATED[0], "DestinationCidrBlock": DEFAULT_ROUTE}, {}
     )
@@ -561,7 +571,7 @@ def test_teardown_leaves_routes_to_other_targets_in_the_isolated_tables(
     )
     stub.rest_removed()
 
-    assert teardown_step(ec2, SCOPE, IDS) is True
+    assert close(ec2) is True
     assert_done(stub)
 
 
@@ -576,6 +586,7 @@ def test_teardown_leaves_routes_to_other_targets_in_the_isolated_tables(
         (("nat", "vpc"), f"NAT gateway {IDS.nat_gateway_id} is in VPC {OTHER_VPC}"),
         (("address", "owner"), f"Elastic IP {IDS.allocation_id} has {OWNER_TAG_KEY}="),
         (("address", "untagged"), f"Elastic IP {IDS.allocation_id} has no {OWNER_TAG_KEY}"),
+        (("address", "vpc-tag"), f"Elastic IP {IDS.allocation_id} has {VPC_TAG_KEY}="),
         (("gateway", "owner"), f"internet gateway {IDS.internet_gateway_id} has {OWNER_TAG_KEY}="),
         (
             ("gateway", "vpc"),
@@ -586,33 +597,69 @@ def test_teardown_leaves_routes_to_other_targets_in_the_isolated_tables(
         (("table", "owner"), f"route table {IDS.public_route_table_id} has {OWNER_TAG_KEY}="),
         (("table", "vpc"), f"route table {IDS.public_route_table_id} is in VPC {OTHER_VPC}"),
         (("table", "association"), "is also associated with subnet-0ffffffffffffffff"),
+        (("table", "main"), "is the main route table of its VPC"),
         (("isolated", "vpc"), f"route table {ISOLATED[1]} (RouteTableIds) is in VPC {OTHER_VPC}"),
     ],
 )
 def test_anything_not_ours_stops_the_teardown_before_any_mutating_call(
     ec2: EC2Client, stub: Script, foreign: tuple[str, str], message: str
 ) -> None:
-    stub.egress(nat_state="available", foreign=foreign)
+    stub.named(nat_state="available", foreign=foreign)
 
     with pytest.raises(OwnershipError, match="nothing was changed") as raised:
-        teardown_step(ec2, SCOPE, IDS)
+        close(ec2)
     assert message in str(raised.value)
     assert_done(stub)
 
 
+def test_the_teardown_also_removes_what_the_owner_tags_name(ec2: EC2Client, stub: Script) -> None:
+    stray = {
+        "InternetGatewayId": "igw-0deadbeefdeadbeef",
+        "Attachments": [],
+        "Tags": ours("a-request-that-died"),
+    }
+    # The tags find only a stray gateway; the named parts, described by id, are gone.
+    stub.ok("describe_nat_gateways", {"Filters": IN_VPC}, {"NatGateways": []})
+    stub.error("describe_nat_gateways", "NatGatewayNotFound", nat_ids())
+    stub.ok("describe_addresses", {"Filters": BY_VPC_TAG}, {"Addresses": []})
+    stub.error("describe_addresses", "InvalidAllocationID.NotFound", address_ids())
+    stub.ok("describe_internet_gateways", {"Filters": BY_OWNER}, {"InternetGateways": [stray]})
+    stub.error("describe_internet_gateways", "InvalidInternetGatewayID.NotFound", igw_ids())
+    stub.ok("describe_subnets", {"Filters": IN_VPC}, {"Subnets": []})
+    stub.error("describe_subnets", "InvalidSubnetID.NotFound", subnet_ids())
+    stub.ok("describe_route_tables", {"Filters": IN_VPC}, {"RouteTables": []})
+    stub.error("describe_route_tables", "InvalidRouteTableID.NotFound", table_ids())
+    stub.isolated_routed_to(None)
+    stub.ok("delete_internet_gateway", {"InternetGatewayId": "igw-0deadbeefdeadbeef"}, {})
+
+    physical_id = f"teardown:{IDS.nat_gateway_id}"
+    teardown = event(TEARDOWN_RESOURCE_TYPE, "Create", teardown_props())
+    assert handle_on_event(ec2, teardown) == {"PhysicalResourceId": physical_id}
+    assert handle_is_complete(ec2, {**teardown, "PhysicalResourceId": physical_id}) == {
+        "IsComplete": True
+    }
+    assert_done(stub)
+
+
+def test_parts_the_tags_found_are_not_described_again_by_id(ec2: EC2Client, stub: Script) -> None:
+    # The named NAT carries the tags (EC2 lists it for a while after its deletion): the
+    # named egress is one whose parts the tags find, here none is left but the NAT.
+    stub.tagged(nat=[nat_part("deleted", Tags=ours())])
+    stub.isolated_routed_to(None)
+
+    assert close_step(ec2, Target(SCOPE, named=IDS, tagged=True)) is True
+    assert_done(stub)
+
+
 def test_teardown_update_keeps_its_physical_id(ec2: EC2Client, stub: Script) -> None:
-    for _ in range(2):
-        stub.egress(gone=RESOURCES, routed=False)
     update = event(
         TEARDOWN_RESOURCE_TYPE,
         "Update",
         teardown_props(),
         physical_id="teardown:nat-0previous00000000",
-        old_props=teardown_props(NEW_IDS),
+        old_props=teardown_props(),
     )
-
     assert handle_on_event(ec2, update) == {"PhysicalResourceId": "teardown:nat-0previous00000000"}
-    assert handle_is_complete(ec2, update) == {"IsComplete": True}
     assert_done(stub)
 
 
@@ -628,22 +675,26 @@ def test_teardown_delete_makes_no_call(ec2: EC2Client, stub: Script) -> None:
 # --- opening -----------------------------------------------------------------------------------
 
 
-def test_create_opens_the_egress_then_routes_the_isolated_tables_once_the_nat_is_up(
+def test_create_makes_no_change_before_its_physical_id_names_the_request(
     ec2: EC2Client, stub: Script
 ) -> None:
-    stub.opened()
-    stub.nat("pending")
-    stub.isolated_routed_to(None)
-    stub.nat("available")
-    stub.isolated_routed_to(None)
-    stub.nat_routes_added()
+    stub.opening(nat_state=None)
 
     create = event(EGRESS_RESOURCE_TYPE, "Create", egress_props())
-    response = handle_on_event(ec2, create)
-    assert response == {"PhysicalResourceId": IDS.physical_id, "Data": IDS.data()}
-    polled = {**create, **response}
-    assert handle_is_complete(ec2, polled) == {"IsComplete": False}
-    assert handle_is_complete(ec2, polled) == {
+    assert handle_on_event(ec2, create) == {"PhysicalResourceId": OPENING_ID}
+    assert_done(stub)
+
+
+def test_is_complete_waits_while_the_nat_is_pending_then_routes_the_isolated_tables(
+    ec2: EC2Client, stub: Script
+) -> None:
+    stub.opening(nat_state="pending")
+    stub.opening(nat_state="available")
+    stub.nat_routes_added()
+
+    create = event(EGRESS_RESOURCE_TYPE, "Create", egress_props(), physical_id=OPENING_ID)
+    assert handle_is_complete(ec2, create) == {"IsComplete": False}
+    assert handle_is_complete(ec2, create) == {
         "IsComplete": True,
         "PhysicalResourceId": IDS.physical_id,
         "Data": {
@@ -660,90 +711,38 @@ def test_create_opens_the_egress_then_routes_the_isolated_tables_once_the_nat_is
 def test_is_complete_skips_a_route_that_already_points_at_our_nat(
     ec2: EC2Client, stub: Script
 ) -> None:
-    stub.nat("available")
-    stub.isolated(
-        isolated_table(ISOLATED[0], default_to=IDS.nat_gateway_id), isolated_table(ISOLATED[1])
-    )
-    params = {
-        "RouteTableId": ISOLATED[1],
-        "DestinationCidrBlock": DEFAULT_ROUTE,
-        "NatGatewayId": IDS.nat_gateway_id,
-    }
-    stub.ok("create_route", params, {"Return": True})
+    routed = isolated_table(ISOLATED[0], default_to=IDS.nat_gateway_id)
+    stub.opening(isolated=[routed, isolated_table(ISOLATED[1])])
+    stub.nat_routes_added(tables=ISOLATED[1:])
 
-    create = event(EGRESS_RESOURCE_TYPE, "Create", egress_props(), physical_id=IDS.physical_id)
+    create = event(EGRESS_RESOURCE_TYPE, "Create", egress_props(), physical_id=OPENING_ID)
     assert handle_is_complete(ec2, create)["IsComplete"] is True
     assert_done(stub)
 
 
-def test_create_failing_halfway_removes_what_it_created_and_re_raises(
-    ec2: EC2Client, stub: Script
-) -> None:
-    stub.isolated_routed_to(None)
-    attached = {"Filters": [{"Name": "attachment.vpc-id", "Values": [VPC]}]}
-    stub.ok("describe_internet_gateways", attached, {"InternetGateways": []})
-    stub.created_until_nat()
-    stub.stubber.add_client_error(
-        "create_nat_gateway", service_error_code="NatGatewayLimitExceeded", http_status_code=400
-    )
-    stub.rest_removed()
-
-    with pytest.raises(ClientError, match="NatGatewayLimitExceeded"):
-        handle_on_event(ec2, event(EGRESS_RESOURCE_TYPE, "Create", egress_props()))
-    assert_done(stub)
-
-
-def test_create_failing_at_the_first_attach_deletes_only_the_gateway(
-    ec2: EC2Client, stub: Script
-) -> None:
-    stub.isolated_routed_to(None)
-    attached = {"Filters": [{"Name": "attachment.vpc-id", "Values": [VPC]}]}
-    stub.ok("describe_internet_gateways", attached, {"InternetGateways": []})
-    specs = tag_specification("internet-gateway", "igw")
-    stub.ok(
-        "create_internet_gateway",
-        {"TagSpecifications": specs},
-        {"InternetGateway": {"InternetGatewayId": IDS.internet_gateway_id}},
-    )
-    stub.error("attach_internet_gateway", "InvalidVpcID.NotFound", {**igw_id(), "VpcId": VPC})
-    stub.ok("delete_internet_gateway", igw_id(), {})
-
-    with pytest.raises(ClientError, match=r"InvalidVpcID\.NotFound"):
-        handle_on_event(ec2, event(EGRESS_RESOURCE_TYPE, "Create", egress_props()))
-    assert_done(stub)
-
-
-def test_a_failed_nat_is_cleaned_up_over_polls_then_create_fails_with_its_message(
+def test_a_failed_nat_fails_the_create_and_leaves_the_cleanup_to_the_delete(
     ec2: EC2Client, stub: Script
 ) -> None:
     failure = "Subnet has insufficient free addresses to create this NAT gateway"
-    stub.nat("failed", failure=failure)
-    stub.isolated_routed_to(None)
-    stub.egress(nat_state="failed", failure=failure, routed=False)
-    stub.nat_deleted()
-    stub.nat("deleted", failure=failure)
-    stub.isolated_routed_to(None)
-    stub.egress(nat_state="deleted", failure=failure, routed=False)
-    stub.rest_removed()
+    stub.opening(nat_state="failed", failure=failure)
 
-    create = event(EGRESS_RESOURCE_TYPE, "Create", egress_props(), physical_id=IDS.physical_id)
-    assert handle_is_complete(ec2, create) == {"IsComplete": False}
-    with pytest.raises(EgressError, match="Everything it created has been removed") as raised:
+    create = event(EGRESS_RESOURCE_TYPE, "Create", egress_props(), physical_id=OPENING_ID)
+    with pytest.raises(EgressError, match=f"InsufficientFreeAddressesInSubnet\\): {failure}"):
         handle_is_complete(ec2, create)
-    assert f"InsufficientFreeAddressesInSubnet): {failure}" in str(raised.value)
     assert_done(stub)
 
 
 def test_a_default_route_elsewhere_fails_create_before_anything_is_created(
     ec2: EC2Client, stub: Script
 ) -> None:
-    stub.isolated(isolated_table(ISOLATED[0]), isolated_table(ISOLATED[1], default_to="igw-0other"))
-    attached = {"Filters": [{"Name": "attachment.vpc-id", "Values": [VPC]}]}
-    stub.ok("describe_internet_gateways", attached, {"InternetGateways": []})
+    stub.opening(
+        nat_state=None,
+        isolated=[isolated_table(ISOLATED[0]), isolated_table(ISOLATED[1], default_to="igw-0oth")],
+    )
 
     with pytest.raises(EgressError, match="nothing was created") as raised:
         handle_on_event(ec2, event(EGRESS_RESOURCE_TYPE, "Create", egress_props()))
-    assert f"route table {ISOLATED[1]} already routes {DEFAULT_ROUTE} to igw-0other" in str(
+    assert f"route table {ISOLATED[1]} already routes {DEFAULT_ROUTE} to igw-0oth" in str(
         raised.value
     )
     assert_done(stub)
@@ -752,31 +751,21 @@ def test_a_default_route_elsewhere_fails_create_before_anything_is_created(
 def test_a_vpc_with_an_internet_gateway_already_fails_create_before_anything_is_created(
     ec2: EC2Client, stub: Script
 ) -> None:
-    stub.isolated_routed_to(None)
-    attached = {"Filters": [{"Name": "attachment.vpc-id", "Values": [VPC]}]}
-    gateway = {"InternetGatewayId": "igw-0someoneelse", "Tags": tags(FOREIGN_OWNER)}
-    stub.ok("describe_internet_gateways", attached, {"InternetGateways": [gateway]})
+    theirs = {"InternetGatewayId": "igw-0someoneelse", "Tags": tags(FOREIGN_OWNER)}
+    stub.opening(nat_state=None, attached=[theirs])
 
     with pytest.raises(EgressError, match=f"{VPC} already has internet gateway igw-0someoneelse"):
         handle_on_event(ec2, event(EGRESS_RESOURCE_TYPE, "Create", egress_props()))
     assert_done(stub)
 
 
-def test_a_default_route_appearing_while_the_nat_starts_fails_create_after_cleanup(
+def test_a_default_route_appearing_while_the_nat_starts_fails_create_without_a_change(
     ec2: EC2Client, stub: Script
 ) -> None:
-    elsewhere = (isolated_table(ISOLATED[0]), isolated_table(ISOLATED[1], default_to="igw-0other"))
-    stub.nat("available")
-    stub.isolated(*elsewhere)
-    stub.egress(nat_state="available", isolated=elsewhere)
-    stub.nat_deleted()
-    stub.nat("deleted")
-    stub.isolated(*elsewhere)
-    stub.egress(nat_state="deleted", isolated=elsewhere)
-    stub.rest_removed()
+    elsewhere = [isolated_table(ISOLATED[0]), isolated_table(ISOLATED[1], default_to="igw-0oth")]
+    stub.opening(nat_state="pending", isolated=elsewhere)
 
-    create = event(EGRESS_RESOURCE_TYPE, "Create", egress_props(), physical_id=IDS.physical_id)
-    assert handle_is_complete(ec2, create) == {"IsComplete": False}
+    create = event(EGRESS_RESOURCE_TYPE, "Create", egress_props(), physical_id=OPENING_ID)
     with pytest.raises(EgressError, match=f"route table {ISOLATED[1]} already routes"):
         handle_is_complete(ec2, create)
     assert_done(stub)
@@ -805,80 +794,7 @@ def test_update_without_a_new_generation_keeps_the_egress_and_calls_nothing(
     assert_done(stub)
 
 
-def test_a_new_generation_closes_the_old_egress_then_opens_a_new_one(
-    ec2: EC2Client, stub: Script
-) -> None:
-    reopen = "0b9e5d3c-3c4e-4c1c-8d0e-5a6f7b8c9d0e"
-    new_nat = {
-        "Filters": [
-            {"Name": "vpc-id", "Values": [VPC]},
-            {"Name": f"tag:{REQUEST_TAG_KEY}", "Values": [reopen]},
-        ]
-    }
-    # on_event: the old egress is still open, so its teardown starts.
-    stub.egress(nat_state="available")
-    stub.routes_deleted()
-    stub.nat_deleted()
-    # Poll 1: the old NAT is still being deleted.
-    stub.egress(nat_state="deleting", routed=False)
-    # Poll 2: the old egress goes away; the new one is created.
-    stub.egress(nat_state="deleted", routed=False)
-    stub.rest_removed()
-    stub.ok("describe_nat_gateways", new_nat, {"NatGateways": []})
-    stub.opened(NEW_IDS, reopen)
-    # Poll 3: the new NAT is found through its request tag and is available.
-    stub.egress(nat_state="deleted", gone=RESOURCES[1:], routed=False)
-    parts = ":".join(NEW_IDS.as_tuple()[1:])
-    found = {
-        "NatGatewayId": NEW_IDS.nat_gateway_id,
-        "State": "pending",
-        "Tags": tags(OWNER, (REQUEST_TAG_KEY, reopen), (PARTS_TAG_KEY, parts)),
-    }
-    stub.ok("describe_nat_gateways", new_nat, {"NatGateways": [found]})
-    stub.nat("available", ids=NEW_IDS)
-    stub.isolated_routed_to(None)
-    stub.nat_routes_added(NEW_IDS.nat_gateway_id)
-
-    update = event(
-        EGRESS_RESOURCE_TYPE,
-        "Update",
-        egress_props(Generation="2"),
-        physical_id=IDS.physical_id,
-        old_props=egress_props(Generation="1"),
-        request_id=reopen,
-    )
-    response = handle_on_event(ec2, update)
-    assert response == {"PhysicalResourceId": IDS.physical_id}
-    polled = {**update, **response}
-    assert handle_is_complete(ec2, polled) == {"IsComplete": False}
-    assert handle_is_complete(ec2, polled) == {"IsComplete": False}
-    assert handle_is_complete(ec2, polled) == {
-        "IsComplete": True,
-        "PhysicalResourceId": NEW_IDS.physical_id,
-        "Data": NEW_IDS.data(),
-    }
-    assert_done(stub)
-
-
-def test_a_re_open_waits_while_ec2_does_not_list_its_new_nat_yet(
-    ec2: EC2Client, stub: Script
-) -> None:
-    new_nat = {
-        "Filters": [
-            {"Name": "vpc-id", "Values": [VPC]},
-            {"Name": f"tag:{REQUEST_TAG_KEY}", "Values": [REQUEST]},
-        ]
-    }
-    stub.egress(gone=RESOURCES, routed=False)
-    stub.ok("describe_nat_gateways", new_nat, {"NatGateways": []})
-    stub.isolated_routed_to(None)
-    attached = {"Filters": [{"Name": "attachment.vpc-id", "Values": [VPC]}]}
-    ours = {
-        "InternetGatewayId": NEW_IDS.internet_gateway_id,
-        "Tags": tags(OWNER, (REQUEST_TAG_KEY, REQUEST)),
-    }
-    stub.ok("describe_internet_gateways", attached, {"InternetGateways": [ours]})
-
+def test_a_re_open_starts_without_a_change(ec2: EC2Client, stub: Script) -> None:
     update = event(
         EGRESS_RESOURCE_TYPE,
         "Update",
@@ -886,7 +802,20 @@ def test_a_re_open_waits_while_ec2_does_not_list_its_new_nat_yet(
         physical_id=IDS.physical_id,
         old_props=egress_props(),
     )
-    assert handle_is_complete(ec2, update) == {"IsComplete": False}
+    assert handle_on_event(ec2, update) == {"PhysicalResourceId": IDS.physical_id}
+    assert_done(stub)
+
+
+def test_an_egress_that_never_opened_cannot_be_updated(ec2: EC2Client, stub: Script) -> None:
+    update = event(
+        EGRESS_RESOURCE_TYPE,
+        "Update",
+        egress_props(Generation="2"),
+        physical_id=OPENING_ID,
+        old_props=egress_props(),
+    )
+    with pytest.raises(EgressError, match="never opened"):
+        handle_on_event(ec2, update)
     assert_done(stub)
 
 
@@ -899,6 +828,7 @@ def test_a_re_open_waits_while_ec2_does_not_list_its_new_nat_yet(
         ({"VpcId": ""}, "VpcId must be a non-empty string"),
         ({"RouteTableIds": "rtb-1"}, "RouteTableIds must be a list of route table ids"),
         ({"PublicSubnetCidr": None}, "PublicSubnetCidr must be a non-empty string"),
+        ({"Generation": 2}, "Generation must be a string"),
     ],
 )
 def test_invalid_egress_properties_are_refused_without_any_call(
@@ -917,8 +847,9 @@ def test_teardown_properties_must_carry_the_egress_ids(ec2: EC2Client, stub: Scr
     assert_done(stub)
 
 
-def test_an_unknown_physical_id_is_refused(ec2: EC2Client, stub: Script) -> None:
-    delete = event(EGRESS_RESOURCE_TYPE, "Delete", egress_props(), physical_id="egress:nat-1")
+@pytest.mark.parametrize("physical_id", ["egress:nat-1", "egress-opening:", "something"])
+def test_an_unknown_physical_id_is_refused(ec2: EC2Client, stub: Script, physical_id: str) -> None:
+    delete = event(EGRESS_RESOURCE_TYPE, "Delete", egress_props(), physical_id=physical_id)
     with pytest.raises(EgressError, match="is not a physical id of Custom::TemporaryEgress"):
         handle_on_event(ec2, delete)
     assert_done(stub)
@@ -930,15 +861,24 @@ def test_an_unknown_resource_type_is_refused(ec2: EC2Client, stub: Script) -> No
     assert_done(stub)
 
 
-def test_physical_id_round_trips() -> None:
-    assert EgressIds.from_physical_id(IDS.physical_id) == IDS
+def test_physical_ids_round_trip() -> None:
+    assert parse_egress_physical_id(IDS.physical_id) == IDS
     assert IDS.physical_id.startswith(f"egress:{IDS.nat_gateway_id}:")
+    assert parse_egress_physical_id(OPENING_ID) == Opening(REQUEST)
+
+
+def test_the_construct_takes_its_names_from_the_handlers_contract() -> None:
+    assert temporary_egress.OWNER_TAG_KEY is contract.OWNER_TAG_KEY
+    assert temporary_egress.EGRESS_ATTRIBUTES is contract.DATA_KEYS
+    assert set(contract.DATA_KEYS) == set(IDS.data())
 
 
 def test_lambda_entry_points_hand_the_module_client_to_the_handlers(
     ec2: EC2Client, stub: Script, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(handler, "_client", lambda: ec2)
+    from traced_fargate.temporary_egress.handler import index
+
+    monkeypatch.setattr(dispatch, "client", lambda: ec2)
     update = event(
         EGRESS_RESOURCE_TYPE,
         "Update",
@@ -946,103 +886,67 @@ def test_lambda_entry_points_hand_the_module_client_to_the_handlers(
         physical_id=IDS.physical_id,
         old_props=egress_props(),
     )
-    assert handler.on_event(update, None)["PhysicalResourceId"] == IDS.physical_id
-    assert handler.is_complete(update, None)["IsComplete"] is True
+    assert index.on_event(update, None)["PhysicalResourceId"] == IDS.physical_id
+    assert index.is_complete(update, None)["IsComplete"] is True
     assert_done(stub)
 
 
 def test_the_default_client_is_made_once_for_the_lambda_region() -> None:
-    handler._client.cache_clear()
+    dispatch.client.cache_clear()
     try:
-        client = handler._client()
+        client = dispatch.client()
         assert client.meta.region_name == REGION
-        assert handler._client() is client
+        assert dispatch.client() is client
     finally:
-        handler._client.cache_clear()
+        dispatch.client.cache_clear()
 
 
-# --- against moto ------------------------------------------------------------------------------
+# --- the function's code -----------------------------------------------------------------------
+
+_AS_LAMBDA = """
+import sys
+# The construct's side: the contract imports without the handler's dependencies.
+sys.path.insert(0, sys.argv[1])
+from handler.index import contract
+assert contract.EGRESS_RESOURCE_TYPE == "Custom::TemporaryEgress"
+assert not {"boto3", "botocore"} & set(sys.modules), sorted(sys.modules)
+# Lambda's side: the asset folder is the code root and the handler is index.on_event; the
+# runtime has boto3, not its type stubs.
+sys.modules["mypy_boto3_ec2"] = None
+sys.path.insert(0, sys.argv[2])
+import index
+for name in ("on_event", "is_complete"):
+    try:
+        getattr(index, name)({"ResourceType": "Custom::Other", "RequestType": "Create"}, None)
+    except Exception as error:
+        assert "unsupported ResourceType" in str(error), error
+print(index.__file__)
+"""
 
 
-def test_open_and_close_against_moto() -> None:
-    from moto import mock_aws
+def test_the_asset_folder_runs_as_the_lambda_handler_index_on_event() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _AS_LAMBDA, str(HANDLER_DIR.parent), str(HANDLER_DIR)],
+        env={"AWS_DEFAULT_REGION": REGION, "PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(HANDLER_DIR / "index" / "__init__.py")
 
-    with mock_aws():
-        ec2 = boto3.client("ec2", region_name=REGION)
-        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        isolated: list[str] = []
-        for cidr in ("10.0.0.0/24", "10.0.1.0/24"):
-            subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=f"{REGION}a")
-            table_id = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
-            ec2.associate_route_table(RouteTableId=table_id, SubnetId=subnet["Subnet"]["SubnetId"])
-            isolated.append(table_id)
 
-        def default_targets() -> list[list[str | None]]:
-            return [
-                [
-                    route.get("NatGatewayId") or route.get("GatewayId")
-                    for route in table["Routes"]
-                    if route.get("DestinationCidrBlock") == DEFAULT_ROUTE
-                ]
-                for table in ec2.describe_route_tables(RouteTableIds=isolated)["RouteTables"]
-            ]
+def test_bytecode_in_the_handler_folder_leaves_the_asset_hash_alone(tmp_path: Path) -> None:
+    import shutil
 
-        props = egress_props(VpcId=vpc, RouteTableIds=isolated)
-        create = event(EGRESS_RESOURCE_TYPE, "Create", props)
-        opened = handle_on_event(ec2, create)
-        # moto makes NAT gateways available at once, so the first poll completes.
-        complete = handle_is_complete(ec2, {**create, **opened})
-        assert complete["IsComplete"] is True
-        data = complete["Data"]
-        assert complete["PhysicalResourceId"] == opened["PhysicalResourceId"]
+    from aws_cdk import FileSystem
 
-        nat = ec2.describe_nat_gateways(NatGatewayIds=[data["NatGatewayId"]])["NatGateways"][0]
-        assert (nat["State"], nat["SubnetId"]) == ("available", data["PublicSubnetId"])
-        assert nat["NatGatewayAddresses"][0]["AllocationId"] == data["AllocationId"]
-        gateway = ec2.describe_internet_gateways(InternetGatewayIds=[data["InternetGatewayId"]])
-        assert gateway["InternetGateways"][0]["Attachments"][0]["VpcId"] == vpc
-        assert default_targets() == [[data["NatGatewayId"]], [data["NatGatewayId"]]]
-
-        teardown = event(
-            TEARDOWN_RESOURCE_TYPE,
-            "Create",
-            {"VpcId": vpc, "OwnerTag": OWNER, "RouteTableIds": isolated, **data},
-        )
-        teardown = {**teardown, **handle_on_event(ec2, teardown)}
-        # moto's NAT goes straight to "deleted" and its address frees at once, so the first
-        # poll finishes; the waits AWS imposes are covered by the Stubber tests above.
-        assert handle_is_complete(ec2, teardown) == {"IsComplete": True}
-
-        gone: list[tuple[Callable[[], object], str]] = [
-            (lambda: ec2.describe_addresses(AllocationIds=[data["AllocationId"]]), "Allocation"),
-            (
-                lambda: ec2.describe_internet_gateways(
-                    InternetGatewayIds=[data["InternetGatewayId"]]
-                ),
-                "InternetGateway",
-            ),
-            (lambda: ec2.describe_subnets(SubnetIds=[data["PublicSubnetId"]]), "Subnet"),
-            (
-                lambda: ec2.describe_route_tables(RouteTableIds=[data["PublicRouteTableId"]]),
-                "RouteTable",
-            ),
-        ]
-        for describe, code in gone:
-            with pytest.raises(ClientError, match=rf"Invalid{code}ID\.NotFound"):
-                describe()
-        owned: list[FilterTypeDef] = [{"Name": f"tag:{OWNER_TAG_KEY}", "Values": [OWNER]}]
-        assert ec2.describe_internet_gateways(Filters=owned)["InternetGateways"] == []
-        assert ec2.describe_subnets(Filters=owned)["Subnets"] == []
-        assert ec2.describe_addresses(Filters=owned)["Addresses"] == []
-        assert [n["State"] for n in ec2.describe_nat_gateways()["NatGateways"]] == ["deleted"]
-        assert default_targets() == [[], []]
-        for table in ec2.describe_route_tables(RouteTableIds=isolated)["RouteTables"]:
-            assert [r.get("GatewayId") for r in table["Routes"]] == ["local"]
-
-        # Closed twice is closed once, and the egress's own Delete then finds nothing to do.
-        assert handle_is_complete(ec2, teardown) == {"IsComplete": True}
-        delete = event(
-            EGRESS_RESOURCE_TYPE, "Delete", props, physical_id=opened["PhysicalResourceId"]
-        )
-        assert handle_on_event(ec2, delete) == {"PhysicalResourceId": opened["PhysicalResourceId"]}
-        assert handle_is_complete(ec2, delete) == {"IsComplete": True}
+    code = tmp_path / "handler"
+    shutil.copytree(HANDLER_DIR, code, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    exclude = list(temporary_egress.HANDLER_EXCLUDE)
+    clean = FileSystem.fingerprint(str(code), exclude=exclude)
+    for folder in (code, code / "index"):
+        (folder / "__pycache__").mkdir()
+        (folder / "__pycache__" / "contract.cpython-314.pyc").write_bytes(b"\0")
+    (code / "index" / "stray.pyc").write_bytes(b"\0")
+    assert FileSystem.fingerprint(str(code), exclude=exclude) == clean

@@ -132,6 +132,7 @@ def test_teardown_waits_for_the_service_and_the_client_signal(
     assert instance["CreationPolicy"]["ResourceSignal"]["Count"] == 1
     # The service is in an earlier stack: its stack must be complete (steady state) first.
     stage = synthesized.stages["dev"]
+    assert stage.load_test is not None
     dependencies = {d.node.id for d in stage.load_test.dependencies}
     assert {"Service", "Network"} <= dependencies
     for name in ("NatGatewayId", "AllocationId", "InternetGatewayId", "PublicSubnetId"):
@@ -148,6 +149,7 @@ def test_egress_mode_none_never_opens_anything() -> None:
     app = new_app()
     (stage,) = build_app(app, [dev])
     assembly = app.synth().get_nested_assembly("assembly-dev")
+    assert stage.load_test is not None
     for stack in (stage.network, stage.load_test):
         template = assembly.get_stack_artifact(stack.artifact_id).template
         types = {r["Type"] for r in template["Resources"].values()}
@@ -189,10 +191,12 @@ def test_service_and_client_wait_for_the_open_egress(synthesized: Synthesized) -
     stage = synthesized.stages["dev"]
     assert stage.network in stage.service.dependencies
     service = synthesized.template("dev", "Service")
-    (ecs_service,) = service.find_resources("AWS::ECS::Service").values()
-    # No DesiredCount: ECS starts one task on create (pulling through the cache while the
-    # egress is open), and auto scaling owns the count afterwards.
-    assert "DesiredCount" not in ecs_service["Properties"]
+    services = service.find_resources("AWS::ECS::Service").values()
+    assert len(services) == 2
+    for ecs_service in services:
+        # No DesiredCount: ECS starts one task on create (pulling through the cache while
+        # the egress is open), and auto scaling owns the count afterwards.
+        assert "DesiredCount" not in ecs_service["Properties"]
     load_test = synthesized.template("dev", "LoadTest")
     (instance,) = load_test.find_resources("AWS::EC2::Instance").values()
     assert instance["CreationPolicy"]["ResourceSignal"]["Timeout"] == "PT20M"

@@ -96,9 +96,10 @@ def test_s3_gateway_endpoint_policy_is_narrow(
         for e in resources(network, "AWS::EC2::VPCEndpoint").values()
         if e["Properties"].get("VpcEndpointType") == "Gateway"
     ]
-    statements = gateway["PolicyDocument"]["Statement"]
-    assert len(statements) == 1
-    (statement,) = statements
+    statements = {s["Sid"]: s for s in gateway["PolicyDocument"]["Statement"]}
+    # SSM Agent's own buckets: tests/infra/test_deploy_time_risks.py.
+    assert set(statements) == {"ReadImageLayersAndOsPackages", "ReadSsmAgentUpdatesAndPatches"}
+    statement = statements["ReadImageLayersAndOsPackages"]
     assert statement["Effect"] == "Allow"
     assert statement["Action"] == "s3:GetObject"
     assert sorted(render(r) for r in statement["Resource"]) == [

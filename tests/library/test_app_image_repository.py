@@ -173,10 +173,39 @@ def test_repository_is_immutable_scanned_and_retained(built: Built) -> None:
     assert resource["UpdateReplacePolicy"] == "Retain"
 
 
-def test_default_name_is_left_to_cloudformation_and_encryption_to_ecr(built: Built) -> None:
+def test_default_name_is_left_to_cloudformation_and_images_are_kms_encrypted(
+    built: Built,
+) -> None:
     properties = _resource(built, built.default)["Properties"]
     assert "RepositoryName" not in properties
-    assert "EncryptionConfiguration" not in properties  # ECR's AES-256
+    # KMS under the AWS managed key aws/ecr: no key in the template.
+    assert properties["EncryptionConfiguration"] == {"EncryptionType": "KMS"}
+
+
+def test_aes256_only_when_chosen() -> None:
+    stack = Stack(new_app(), "Aes")
+    AppImageRepository(stack, "Images", encryption=ecr.RepositoryEncryption.AES_256)
+    (repository,) = Template.from_stack(stack).find_resources("AWS::ECR::Repository").values()
+    # CDK leaves AES-256 out: it is ECR's default.
+    assert "EncryptionConfiguration" not in repository["Properties"]
+
+
+def test_a_key_with_aes256_is_rejected() -> None:
+    stack = Stack(new_app(), "AesKey")
+    key = kms.Key(stack, "Key", enable_key_rotation=True)
+    with pytest.raises(InvalidPropsError, match="encryption_key: a key needs encryption KMS"):
+        AppImageRepository(
+            stack, "Images", encryption=ecr.RepositoryEncryption.AES_256, encryption_key=key
+        )
+
+
+def test_pulling_needs_no_kms_permission(built: Built) -> None:
+    """ECR decrypts through the grants it creates on the key: pullers get ECR actions only."""
+    for role in (built.puller, built.execution_role):
+        for statement in _policy_statements(built, role):
+            actions = statement["Action"]
+            actions = actions if isinstance(actions, list) else [actions]
+            assert not [a for a in actions if a.startswith("kms:")]
 
 
 def test_name_key_and_removal_policy_when_given(built: Built) -> None:

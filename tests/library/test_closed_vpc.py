@@ -132,22 +132,14 @@ def test_endpoints_accept_exactly_https_from_the_granted_workload(built: Built) 
         }
     ]
     # allow_all_outbound=False on the workload: the grant also opens its way out, to the
-    # endpoints and (inline, on S3's public addresses) to the S3 gateway.
+    # endpoints and to the S3 gateway by the region's S3 prefix list, nowhere else.
     (workload,) = [
         g["Properties"]
         for k, g in groups.items()
         if _group_id(built, built.workload) == {"Fn::GetAtt": [k, "GroupId"]}
     ]
-    assert workload["SecurityGroupEgress"] == [
-        {
-            "CidrIp": "0.0.0.0/0",
-            "Description": "HTTPS to the interface endpoints and the S3 gateway "
-            "(no internet route exists)",
-            "FromPort": 443,
-            "IpProtocol": "tcp",
-            "ToPort": 443,
-        }
-    ]
+    assert "SecurityGroupEgress" not in workload
+    (lookup,) = built.template.find_resources("Custom::S3PrefixList")
     assert _properties(built, "AWS::EC2::SecurityGroupEgress") == [
         {
             "Description": "HTTPS to the interface endpoints",
@@ -156,7 +148,15 @@ def test_endpoints_accept_exactly_https_from_the_granted_workload(built: Built) 
             "GroupId": _group_id(built, built.workload),
             "IpProtocol": "tcp",
             "ToPort": 443,
-        }
+        },
+        {
+            "Description": "HTTPS to the S3 gateway",
+            "DestinationPrefixListId": {"Fn::GetAtt": [lookup, "PrefixLists.0.PrefixListId"]},
+            "FromPort": 443,
+            "GroupId": _group_id(built, built.workload),
+            "IpProtocol": "tcp",
+            "ToPort": 443,
+        },
     ]
 
 
@@ -175,7 +175,19 @@ def test_s3_gateway_reads_ecr_layers_os_packages_and_the_extra_objects(built: Bu
                 f"arn:aws:s3:::prod-{REGION}-starport-layer-bucket/*",
             ],
             "Sid": "ReadImageLayersAndOsPackages",
-        }
+        },
+        {
+            "Action": "s3:GetObject",
+            "Effect": "Allow",
+            "Principal": {"AWS": "*"},
+            "Resource": [
+                f"arn:aws:s3:::amazon-ssm-{REGION}/*",
+                f"arn:aws:s3:::aws-patch-manager-{REGION}-5522fb710/*",
+                f"arn:aws:s3:::aws-ssm-{REGION}/*",
+                f"arn:aws:s3:::patch-baseline-snapshot-{REGION}/*",
+            ],
+            "Sid": "ReadSsmAgentUpdatesAndPatches",
+        },
     ]
     assert sorted(gateway["RouteTableIds"], key=json.dumps) == sorted(
         built.stack.resolve(built.network.workload_route_table_ids), key=json.dumps
@@ -183,14 +195,13 @@ def test_s3_gateway_reads_ecr_layers_os_packages_and_the_extra_objects(built: Bu
 
 
 def test_flow_logs_kept_one_week(built: Built) -> None:
-    (group,) = _properties(built, "AWS::Logs::LogGroup")
-    assert group["RetentionInDays"] == 7
-    assert group["KmsKeyId"] == {
-        "Fn::GetAtt": [
-            built.stack.resolve(built.network.encryption_key.node.default_child.logical_id),
-            "Arn",
-        ]
-    }
+    # The flow logs' group and the S3 prefix list lookup's, under the same key and retention.
+    groups = _properties(built, "AWS::Logs::LogGroup")
+    assert len(groups) == 2
+    key = built.stack.resolve(built.network.encryption_key.node.default_child.logical_id)
+    for group in groups:
+        assert group["RetentionInDays"] == 7
+        assert group["KmsKeyId"] == {"Fn::GetAtt": [key, "Arn"]}
 
 
 def test_workload_route_table_ids_one_per_subnet(built: Built) -> None:
@@ -229,3 +240,61 @@ def test_every_problem_is_reported() -> None:
     with pytest.raises(InvalidPropsError) as error:
         ClosedVpc(Stack(new_app(), "Invalid"), "Network", cidr="10.0.0.0/25", max_azs=0)
     assert [p.split(":")[0] for p in error.value.problems] == ["cidr", "max_azs"]
+
+
+@pytest.fixture(scope="module")
+def one_az_endpoints() -> tuple[Stack, ClosedVpc, Template]:
+    app = new_app()
+    stack = Stack(app, "OneAz", env=Environment(account=ACCOUNT, region=REGION))
+    network = ClosedVpc(stack, "Network", cidr=CIDR, max_azs=3, endpoint_azs=1)
+    template = Template.from_json(app.synth().get_stack_by_name("OneAz").template)
+    return stack, network, template
+
+
+def test_endpoint_azs_puts_the_interface_endpoints_in_the_first_subnets_only(
+    one_az_endpoints: tuple[Stack, ClosedVpc, Template],
+) -> None:
+    stack, network, template = one_az_endpoints
+    first = stack.resolve(network.vpc.isolated_subnets[0].subnet_id)
+    endpoints = [e["Properties"] for e in template.find_resources("AWS::EC2::VPCEndpoint").values()]
+    interface = [e for e in endpoints if e["VpcEndpointType"] == "Interface"]
+    assert len(interface) == 8
+    for endpoint in interface:
+        assert endpoint["SubnetIds"] == [first]
+        assert endpoint["PrivateDnsEnabled"] is True  # resolves VPC-wide, from every AZ
+    # Only the endpoints move: the workloads keep every AZ, the S3 gateway every route table.
+    assert len(template.find_resources("AWS::EC2::Subnet")) == 3
+    (gateway,) = [e for e in endpoints if e["VpcEndpointType"] == "Gateway"]
+    assert len(gateway["RouteTableIds"]) == 3
+
+
+def test_endpoint_azs_of_every_az_is_the_default(built: Built) -> None:
+    app = new_app()
+    stack = Stack(app, "AllAzs", env=Environment(account=ACCOUNT, region=REGION))
+    network = ClosedVpc(stack, "Network", cidr=CIDR, max_azs=3, endpoint_azs=3)
+    assert network.endpoint_subnets is network.workload_subnets
+    assert built.network.endpoint_subnets is built.network.workload_subnets
+
+
+@pytest.mark.parametrize(
+    ("props", "expected"),
+    [
+        (
+            {"endpoint_azs": 0},
+            "endpoint_azs: 0 is not allowed; allowed: a whole number from 1 to 2 (max_azs is 2)",
+        ),
+        (
+            {"max_azs": 3, "endpoint_azs": 4},
+            "endpoint_azs: 4 is not allowed; allowed: a whole number from 1 to 3 (max_azs is 3)",
+        ),
+        (
+            {"endpoint_azs": "1"},
+            "endpoint_azs: '1' is not an integer; allowed: a whole number from 1 to 2 "
+            "(max_azs is 2)",
+        ),
+    ],
+)
+def test_endpoint_azs_must_be_one_to_max_azs(props: dict[str, Any], expected: str) -> None:
+    with pytest.raises(InvalidPropsError) as error:
+        ClosedVpc(Stack(new_app(), "Invalid"), "Network", **props)
+    assert error.value.problems == (expected,)

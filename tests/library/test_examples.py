@@ -62,6 +62,64 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesize
     yield Synthesized(built, resources("Platform"), resources("Imported"), outdir)
 
 
+def _templates(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
+    return {
+        stack.stack_name: json.loads((synthesized.assembly_dir / stack.template_file).read_text())
+        for stack in (
+            synthesized.built.images,
+            synthesized.built.platform,
+            synthesized.built.imported,
+        )
+    }
+
+
+def test_no_retained_resource_of_the_example_has_a_fixed_name(synthesized: Synthesized) -> None:
+    from tests.infra.test_deploy_semantics import collisions
+
+    found = [
+        str(c)
+        for name, template in _templates(synthesized).items()
+        for c in collisions(name, template)
+    ]
+    assert found == []
+
+
+CACHE_WARMED_BY_TAG = {
+    "Imported": "the imported VPC has no route out: its cache is warmed by tag before the "
+    "first deploy (the example's docstring gives the command)",
+}
+
+
+def test_every_stack_that_pulls_through_a_cache_opens_an_egress_for_the_first_pull(
+    synthesized: Synthesized,
+) -> None:
+    for name, template in _templates(synthesized).items():
+        types = {r["Type"] for r in template["Resources"].values()}
+        if "AWS::ECR::PullThroughCacheRule" not in types or name in CACHE_WARMED_BY_TAG:
+            continue
+        assert {"Custom::TemporaryEgress", "Custom::TemporaryEgressTeardown"} <= types, name
+
+
+def test_the_services_wait_for_the_egress_and_the_teardown_for_the_services(
+    synthesized: Synthesized,
+) -> None:
+    resources = synthesized.platform
+    (egress_id, _) = only(resources, "Custom::TemporaryEgress")
+    (_, teardown) = only(resources, "Custom::TemporaryEgressTeardown")
+    services = of_type(resources, "AWS::ECS::Service")
+    assert len(services) == 3
+    for service_id, service in services.items():
+        assert egress_id in service["DependsOn"]
+        assert service_id in teardown["DependsOn"]
+
+
+def test_app_images_come_from_the_images_stack(synthesized: Synthesized) -> None:
+    repositories = of_type(synthesized.platform, "AWS::ECR::Repository")
+    # Only the sidecar cache repositories live with the services.
+    assert all("Cache" in logical_id for logical_id in repositories)
+    assert synthesized.built.images in synthesized.built.platform.dependencies
+
+
 def of_type(resources: Resources, resource_type: str) -> Resources:
     return {k: r for k, r in resources.items() if r["Type"] == resource_type}
 

@@ -250,10 +250,18 @@ def test_the_load_balancer_token_is_joined_into_both_files(built: Built) -> None
     dns = _dns_name(built)
     get_dns = {"Fn::GetAtt": [built.id(built.balancer.load_balancer), "DNSName"]}
     assert dns == f"<{json.dumps(get_dns)}>"
-    assert _text(files["/etc/traced-fargate/target"]["content"]) == f"http://{dns}\n"
+    # The token goes into a parameter of the client's stack (a property); the files read it
+    # back with a same-stack GetAtt: a cross-stack value is not documented in Metadata.
+    assert built.client.target_parameter is not None
+    parameter = built.resource(built.client.target_parameter)["Properties"]
+    assert _text(parameter["Value"]) == f"http://{dns}"
+    value = f"<{json.dumps({'Fn::GetAtt': [built.id(built.client.target_parameter), 'Value']})}>"
+    assert _text(files["/etc/traced-fargate/target"]["content"]) == f"{value}\n"
     script = files["/usr/local/bin/loadtest"]["content"]
     assert "Fn::Join" in script
-    assert f"\ntarget='http://{dns}'\n" in _text(script)
+    assert f"\ntarget='{value}'\n" in _text(script)
+    instance = built.resource(built.client.instance)
+    assert built.id(built.client.target_parameter) in instance["DependsOn"]
 
 
 def test_a_literal_target_and_the_defaults_are_written_as_plain_text(built: Built) -> None:
@@ -262,6 +270,7 @@ def test_a_literal_target_and_the_defaults_are_written_as_plain_text(built: Buil
     assert f"\ntarget='{ARM_TARGET}'\nrequests=5000\nconcurrency=50\n" in script
     target = _init(built, built.arm)["files"]["/etc/traced-fargate/target"]["content"]
     assert target == f"{ARM_TARGET}\n"
+    assert built.arm.target_parameter is None
 
 
 # --- security group and role ----------------------------------------------------
@@ -275,13 +284,14 @@ def _rules(built: Built, cfn_type: str, group: ec2.SecurityGroup) -> list[dict[s
     ]
 
 
-HTTPS_ANYWHERE = {
-    "CidrIp": "0.0.0.0/0",
-    "Description": "HTTPS to the interface endpoints and the S3 gateway (no internet route exists)",
-    "FromPort": 443,
-    "IpProtocol": "tcp",
-    "ToPort": 443,
-}
+def _to_s3_gateway(built: Built) -> dict[str, Any]:
+    return {
+        "Description": "HTTPS to the S3 gateway",
+        "DestinationPrefixListId": built.stack.resolve(built.network.s3_prefix_list_id),
+        "FromPort": 443,
+        "IpProtocol": "tcp",
+        "ToPort": 443,
+    }
 
 
 def _to(built: Built, group: Any, port: int, description: str) -> dict[str, Any]:
@@ -304,13 +314,13 @@ def test_security_group_has_no_ingress_at_all(built: Built, name: str) -> None:
 def test_egress_is_https_and_the_granted_http_only(built: Built) -> None:
     endpoints = built.network.endpoint_security_group
     lb_group = built.balancer.security_group
-    assert built.resource(built.client.security_group)["Properties"]["SecurityGroupEgress"] == [
-        HTTPS_ANYWHERE
-    ]
+    # No inline rule: nothing to 0.0.0.0/0, S3 only by its prefix list.
+    assert "SecurityGroupEgress" not in built.resource(built.client.security_group)["Properties"]
     egress = _rules(built, "AWS::EC2::SecurityGroupEgress", built.client.security_group)
     assert sorted(egress, key=json.dumps) == sorted(
         [
             _to(built, endpoints, 443, "Load client to AWS endpoints"),
+            _to_s3_gateway(built),
             _to(built, lb_group, 80, "HTTP to the internal load balancer"),
         ],
         key=json.dumps,
@@ -319,6 +329,7 @@ def test_egress_is_https_and_the_granted_http_only(built: Built) -> None:
     assert sorted(arm_egress, key=json.dumps) == sorted(
         [
             _to(built, endpoints, 443, "Load client to AWS endpoints"),
+            _to_s3_gateway(built),
             _to(built, built.stand_in, 8080, "Load to the stand-in"),
         ],
         key=json.dumps,

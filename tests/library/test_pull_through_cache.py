@@ -175,7 +175,48 @@ def test_repositories_scan_on_push_and_keep_mutable_tags(built: Built) -> None:
         properties = repository["Properties"]
         assert properties["ImageScanningConfiguration"] == {"ScanOnPush": True}
         assert properties["ImageTagMutability"] == "MUTABLE"
-        assert "EncryptionConfiguration" not in properties  # ECR's AES-256
+        # KMS under the AWS managed key aws/ecr: no key in the template.
+        assert properties["EncryptionConfiguration"] == {"EncryptionType": "KMS"}
+        # The cache must be able to move a tag: checkov's immutability check is skipped.
+        skips = repository["Metadata"]["checkov"]["skip"]
+        assert [s["id"] for s in skips] == ["CKV_AWS_51"]
+        assert "updates a cached tag" in skips[0]["comment"]
+
+
+def test_aes256_only_when_chosen() -> None:
+    stack = Stack(new_app(), "Aes")
+    PullThroughCache(
+        stack,
+        "Cache",
+        repository_prefix="ecr-public",
+        cached_repositories=[XRAY],
+        encryption=ecr.RepositoryEncryption.AES_256,
+    )
+    (repository,) = Template.from_stack(stack).find_resources("AWS::ECR::Repository").values()
+    # CDK leaves AES-256 out: it is ECR's default.
+    assert "EncryptionConfiguration" not in repository["Properties"]
+
+
+def test_a_key_with_aes256_is_rejected() -> None:
+    stack = Stack(new_app(), "AesKey")
+    key = kms.Key(stack, "Key", enable_key_rotation=True)
+    with pytest.raises(InvalidPropsError, match="encryption_key: a key needs encryption KMS"):
+        PullThroughCache(
+            stack,
+            "Cache",
+            repository_prefix="ecr-public",
+            encryption=ecr.RepositoryEncryption.AES_256,
+            encryption_key=key,
+        )
+
+
+def test_pulling_through_a_customer_key_needs_no_kms_permission(built: Built) -> None:
+    """ECR fills and serves the repositories through the grants it creates on the key."""
+    for policy in built.pinned.find_resources("AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"]
+            actions = actions if isinstance(actions, list) else [actions]
+            assert not [a for a in actions if a.startswith("kms:")]
 
 
 def test_repositories_are_emptied_and_deleted_by_default(built: Built) -> None:

@@ -528,7 +528,7 @@ def test_nag_passes_with_only_narrow_acknowledgments(built: Built) -> None:
     expected = {("Agnostic/Service/LoadBalancer/LoadBalancer", "AwsSolutions-ELB2")}
     for task in ("WebTask", "ApiTask", "BackendTask"):
         expected |= {
-            (f"Lib/{task}/TaskRole", "AwsSolutions-IAM5[Resource::*]"),
+            (f"Lib/{task}/TracingPolicy", "AwsSolutions-IAM5[Resource::*]"),
             (f"Lib/{task}/TaskDefinition", "AwsSolutions-ECS2"),
             (f"Lib/{task}/TaskDefinition/ExecutionRole", "AwsSolutions-IAM5[Resource::*]"),
             (
@@ -539,9 +539,18 @@ def test_nag_passes_with_only_narrow_acknowledgments(built: Built) -> None:
     expected |= {
         ("Lib/Web/LoadBalancer/AccessLogsBucket", "AwsSolutions-S1"),
         ("Lib/Shared/AccessLogsBucket", "AwsSolutions-S1"),
-        ("Agnostic/Task/TaskRole", "AwsSolutions-IAM5[Resource::*]"),
+        ("Agnostic/Task/TracingPolicy", "AwsSolutions-IAM5[Resource::*]"),
         ("Agnostic/Task/TaskDefinition", "AwsSolutions-ECS2"),
     }
+    for stack in ("Lib", "Agnostic"):  # the ClosedVpc's S3 prefix list lookup
+        expected |= {
+            (f"{stack}/Network/S3PrefixList", "AwsSolutions-IAM5[Resource::*]"),
+            (
+                f"{stack}/AWS679f53fac002430cb0da5b7982bd2287/ServiceRole",
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
+                "service-role/AWSLambdaBasicExecutionRole]",
+            ),
+        }
     assert set(acknowledged) == expected
 
 
@@ -619,6 +628,58 @@ def test_a_shared_listener_needs_a_condition_and_a_valid_priority() -> None:
         "ingress.conditions: a shared listener needs at least one condition, e.g. "
         "ListenerCondition.path_patterns(['/api/*']) or host_headers([...])",
     )
+
+
+def test_arm64_tasks_are_not_placed_on_spot() -> None:
+    stack = Stack(bare_app(), "Invalid", env=ENV)
+    arm = _task(stack, "Task", None, cpu_architecture=ecs.CpuArchitecture.ARM64)
+    with pytest.raises(InvalidPropsError) as error:
+        TracedFargateService(
+            stack, "Service", task_definition=arm, vpc=ClosedVpc(stack, "Network"), spot_weight=1
+        )
+    assert error.value.problems == (
+        "spot_weight: 1 places ARM64 tasks on FARGATE_SPOT, which does not run ARM64; use "
+        "spot_weight 0 or cpu_architecture X86_64",
+    )
+
+
+def _shared_service(port: int | None) -> tuple[Stack, TracedFargateService, ClosedVpc]:
+    stack = Stack(bare_app(), "Shared", env=ENV)
+    network = ClosedVpc(stack, "Network")
+    shared = InternalLoadBalancer(stack, "Balancer", vpc=network)
+    service = TracedFargateService(
+        stack,
+        "Service",
+        task_definition=_task(stack, "Task", None),
+        vpc=network,
+        ingress=SharedListener(
+            listener=shared.listener,
+            priority=5,
+            conditions=[elbv2.ListenerCondition.path_patterns(["/a/*"])],
+            port=port,
+        ),
+    )
+    return stack, service, network
+
+
+def test_http_grant_behind_a_shared_listener_opens_its_port_only() -> None:
+    stack, service, network = _shared_service(80)
+    peer = ec2.SecurityGroup(stack, "Peer", vpc=network.vpc)
+    service.allow_http_from(peer)
+    rules = Template.from_stack(stack).find_resources("AWS::EC2::SecurityGroupIngress")
+    ports = sorted(
+        (r["Properties"]["FromPort"], r["Properties"]["ToPort"])
+        for r in rules.values()
+        if "Peer" in json.dumps(r["Properties"].get("SourceSecurityGroupId"))
+    )
+    assert ports == [(80, 80)]
+
+
+def test_http_grant_behind_a_shared_listener_without_a_port_is_refused() -> None:
+    stack, service, network = _shared_service(None)
+    peer = ec2.SecurityGroup(stack, "Peer", vpc=network.vpc)
+    with pytest.raises(InvalidPropsError, match="allow_http_from: the SharedListener has no port"):
+        service.allow_http_from(peer)
 
 
 def test_service_discovery_needs_a_namespace() -> None:

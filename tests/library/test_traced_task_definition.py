@@ -347,14 +347,17 @@ def test_given_app_reservations_are_used_as_given(built: Built) -> None:
 # --- the ADOT collector -----------------------------------------------------------
 
 
-def test_collector_runs_the_ecs_default_config_through_the_cache(built: Built) -> None:
+def test_collector_runs_the_default_config_through_the_cache(built: Built) -> None:
     tracing = _containers(built, built.collector)["tracing"]
     assert tracing["Image"] == _cached(
         f"aws-observability/aws-otel-collector:{AdotCollector.DEFAULT_TAG}"
     )
-    assert tracing["Command"] == ["--config=/etc/ecs/ecs-default-config.yaml"]
+    assert "Command" not in tracing
     assert tracing["HealthCheck"]["Command"] == ["CMD", "/healthcheck"]
-    assert tracing["Environment"] == [{"Name": "AWS_REGION", "Value": REGION}]
+    assert _env(tracing) == {
+        "AWS_REGION": REGION,
+        "AOT_CONFIG_CONTENT": AdotCollector.DEFAULT_CONFIG,
+    }
     assert (tracing["Cpu"], tracing["MemoryReservation"]) == (128, 256)
     assert _containers(built, built.collector)["app"]["Cpu"] == TASK_CPU - 128
 
@@ -366,6 +369,22 @@ def test_collector_listens_for_xray_segments_sampling_and_otlp(built: Built) -> 
         {"ContainerPort": 4317, "Protocol": "tcp"},
         {"ContainerPort": 4318, "Protocol": "tcp"},
     ]
+
+
+def test_default_collector_config_serves_sampling_on_tcp_2000_and_traces_only() -> None:
+    import yaml
+
+    config = yaml.safe_load(AdotCollector.DEFAULT_CONFIG)
+    # Without awsproxy nothing answers the SDK's sampling requests on TCP 2000.
+    assert config["extensions"]["awsproxy"] == {"endpoint": "127.0.0.1:2000"}
+    assert config["receivers"]["awsxray"] == {"endpoint": "127.0.0.1:2000", "transport": "udp"}
+    assert set(config["service"]["extensions"]) == {"health_check", "awsproxy"}
+    assert set(config["service"]["pipelines"]) == {"traces"}
+    traces = config["service"]["pipelines"]["traces"]
+    assert set(traces["receivers"]) == {"awsxray", "otlp"}
+    assert traces["exporters"] == ["awsxray"]
+    endpoints = [p["endpoint"] for p in config["receivers"]["otlp"]["protocols"].values()]
+    assert endpoints == ["127.0.0.1:4317", "127.0.0.1:4318"]
 
 
 def test_app_reaches_the_collector_over_xray_and_otlp(built: Built) -> None:
@@ -612,7 +631,7 @@ def test_nag_passes_with_only_the_narrow_acknowledgments(built: Built) -> None:
     expected = set()
     for task in ["Daemon", "Public", "Collector", "Configured", "Extended"]:
         expected |= {
-            (f"Lib/{task}/TaskRole", "AwsSolutions-IAM5[Resource::*]"),
+            (f"Lib/{task}/TracingPolicy", "AwsSolutions-IAM5[Resource::*]"),
             (f"Lib/{task}/TaskDefinition", "AwsSolutions-ECS2"),
         }
     for task in ["Daemon", "Collector", "Extended"]:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import logging
 import secrets
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 
@@ -27,12 +31,16 @@ with warnings.catch_warnings():
     from webtest import TestApp
 
 from sample_app.traced_app.app import create_app  # noqa: E402
-from sample_app.traced_app.tracing import (  # noqa: E402
+from sample_app.traced_app.otel import build_provider  # noqa: E402
+from sample_app.traced_app.settings import Settings  # noqa: E402
+from sample_app.traced_app.xray import (  # noqa: E402
     POLLER_LOGGERS,
     PollerFailureFilter,
     TracingSettings,
+    XRayTracer,
     configure_recorder,
 )
+from tools.otlp_receiver import OtlpReceiver  # noqa: E402
 from tools.xray_receiver import SegmentReceiver  # noqa: E402
 
 SERVICE = "sample-under-test"
@@ -83,7 +91,7 @@ def make_app() -> AppFactory:
     def make(daemon_address: str, **options: Any) -> Any:
         recorder = AWSXRayRecorder()
         configure_recorder(recorder, TracingSettings(SERVICE, daemon_address), **options)
-        return TestApp(create_app(recorder))
+        return TestApp(xray_app(recorder))
 
     return make
 
@@ -94,7 +102,14 @@ def app(shared_daemon: SegmentReceiver) -> Any:
     costs a few tenths of a second (the SDK creates botocore clients)."""
     recorder = AWSXRayRecorder()
     configure_recorder(recorder, TracingSettings(SERVICE, shared_daemon.address))
-    return TestApp(create_app(recorder))
+    return TestApp(xray_app(recorder))
+
+
+def xray_app(recorder: Any, **settings: Any) -> Any:
+    """The whole WSGI stack on the X-Ray SDK (access log off unless asked for)."""
+    return create_app(
+        XRayTracer(recorder), Settings(service_name=SERVICE, access_log=False, **settings)
+    )
 
 
 def trace_header(trace_id: str, sampled: int | None = 1) -> dict[str, str]:
@@ -127,3 +142,39 @@ def nothing_sent_for(app: Any, daemon: SegmentReceiver, trace_ids: set[str]) -> 
     app.get("/", headers=trace_header(marker))
     assert documents_of(daemon, {marker}, 1), "the marker request never arrived"
     return not documents_of(daemon, trace_ids, 1, timeout=0)
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """A WSGI app on a loopback port in a thread (wsgiref: a connection per request), for
+    the frontend's calls to reach; its base URL."""
+    server = make_server("127.0.0.1", 0, app, ThreadingWSGIServer, _QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=2)
+
+
+class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def otel_provider(service: str, receiver: OtlpReceiver, **options: Any) -> Any:
+    """A provider as in production (X-Ray ids, the shipped sampler, OTLP/HTTP) to `receiver`;
+    `provider.force_flush()` sends what it holds."""
+    return build_provider(service, receiver.endpoint, environ={}, **options)
+
+
+@pytest.fixture
+def otlp() -> Iterator[OtlpReceiver]:
+    with OtlpReceiver() as receiver:
+        yield receiver

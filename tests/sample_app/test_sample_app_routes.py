@@ -64,3 +64,16 @@ def test_parse_n_takes_plain_digits_in_range() -> None:
     assert parse_n("0042") == 42
     assert parse_n("٤٢") is None  # Arabic-Indic digits: int() takes them, the route does not
     assert parse_n(str(MAX_N + 1)) is None
+
+
+def test_unsampled_requests_still_get_a_real_trace_id(app: Any) -> None:
+    # The access log names every request by it, and a backend is told "not sampled" about a
+    # valid trace (the SDK's default would be Root=1-00000000-000000000000000000000000).
+    header = app.get("/", headers={"X-Amzn-Trace-Id": "Sampled=0"}).headers["X-Amzn-Trace-Id"]
+    assert header.startswith("Root=1-")
+    assert "00000000-000000000000000000000000" not in header
+
+
+def test_errors_are_plain_text(app: Any) -> None:
+    assert app.get("/nope", status=404).text == "404 Not Found\n"
+    assert app.post("/", status=405).text == "405 Method Not Allowed\n"

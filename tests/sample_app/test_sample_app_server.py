@@ -1,4 +1,4 @@
-"""The production entry points: gunicorn with the shipped config, and the health probe."""
+"""The production entry points: the container's command (Granian) and the health probe."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from tools.local_service import (
     SAMPLE_APP,
     app_environment,
     free_tcp_port,
-    gunicorn_command,
+    serve_command,
     stop,
     wait_until_healthy,
 )
@@ -54,14 +54,32 @@ def run_healthcheck(port: int) -> int:
     return done.returncode
 
 
-def test_gunicorn_serves_the_app_and_stops_on_sigterm(daemon: SegmentReceiver) -> None:
+def all_answered(port: int, connections: int) -> bool:
+    opened = [http.client.HTTPConnection("127.0.0.1", port, timeout=5) for _ in range(connections)]
+    try:
+        for _ in range(2):
+            for connection in opened:
+                connection.request("GET", "/")
+            for connection in opened:
+                response = connection.getresponse()
+                if response.status != 200 or response.read() != b"Hello X-Ray!":
+                    return False
+        return True
+    finally:
+        for connection in opened:
+            connection.close()
+
+
+def test_the_container_command_serves_the_app_and_stops_on_sigterm(
+    daemon: SegmentReceiver,
+) -> None:
     port = free_tcp_port()
     env = app_environment(
-        port, daemon.address, SERVICE_NAME="under-gunicorn", WEB_CONCURRENCY="1", WEB_THREADS="2"
+        port, daemon.address, SERVICE_NAME="under-granian", WEB_CONCURRENCY="1", WEB_THREADS="2"
     )
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         process = subprocess.Popen(
-            gunicorn_command(port), cwd=SAMPLE_APP, env=env, stdout=out, stderr=err
+            serve_command(port), cwd=SAMPLE_APP, env=env, stdout=out, stderr=err
         )
         try:
             wait_until_healthy(process, port, timeout=20)
@@ -73,11 +91,13 @@ def test_gunicorn_serves_the_app_and_stops_on_sigterm(daemon: SegmentReceiver) -
             trace_id = new_trace_id()
             assert get(port, "/work?n=1000", trace_header(trace_id))[0] == 200
             (segment,) = documents_of(daemon, {trace_id}, 1)
-            assert segment["name"] == "under-gunicorn"
+            assert segment["name"] == "under-granian"
             assert segment["http"]["request"]["url"] == f"http://127.0.0.1:{port}/work?n=1000"
             assert [s["name"] for s in segment["subsegments"]] == ["count_primes"]
 
             assert run_healthcheck(port) == 0
+            # More kept-alive connections than threads (WEB_THREADS=2): all of them served.
+            assert all_answered(port, connections=8)
 
             took = stop(process, timeout=GRACEFUL_TIMEOUT + 5)
         finally:
@@ -89,13 +109,15 @@ def test_gunicorn_serves_the_app_and_stops_on_sigterm(daemon: SegmentReceiver) -
         err.seek(0)
         access_log, error_log = out.read().decode(), err.read().decode()
 
-    assert '"GET / HTTP/1.1" 200 12' in access_log
+    # One access line per request with its trace id; none for the health checks.
+    assert '127.0.0.1 "GET / HTTP/1.1" 200 12 ' in access_log
     assert '"GET /work?n=1000 HTTP/1.1" 200' in access_log
     assert f"Root={trace_id}" in access_log
     assert "/healthz" not in access_log
-    assert "Using worker: gthread" in error_log
-    assert "Shutting down: Master" in error_log
-    assert "Traceback" not in error_log
+    assert "[INFO] Started worker-1" in access_log
+    assert "Granian shutdown completed" in access_log
+    assert "quite high" not in access_log
+    assert "Traceback" not in error_log + access_log
     assert " ERROR " not in error_log
 
 
@@ -121,8 +143,10 @@ def test_wsgi_entry_point_configures_the_sdk() -> None:
         check=True,
     )
     configured = json.loads(done.stdout)
-    # Outbound AWS calls (botocore) and SQL (sqlite3) become subsegments.
+    # Outbound AWS calls (botocore) and SQL (sqlite3) become subsegments; http.client is left
+    # alone, the backend call makes its own subsegment.
     assert {"botocore", "sqlite3"} <= set(configured["patched"])
+    assert "httplib" not in configured["patched"]
     assert configured["service"] == "entry"
     assert configured["context_missing"] == "IGNORE_ERROR"
     assert configured["emitter"] == "DaemonEmitter"

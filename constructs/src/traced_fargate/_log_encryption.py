@@ -30,7 +30,8 @@ def log_encryption_key(
                 "kms:Decrypt*",
                 "kms:ReEncrypt*",
                 "kms:GenerateDataKey*",
-                "kms:Describe*",
+                # No kms:Describe*: DescribeKey carries no encryption context, so under
+                # this condition it could never be allowed.
             ],
             resources=["*"],
             conditions={

@@ -21,10 +21,13 @@ class ResolvedVpc:
     closed_vpc: ClosedVpc | None
     """Set when the endpoints are known: the workload is then granted them."""
 
-    def allow_endpoints_from(self, peer: ec2.IConnectable, description: str) -> None:
-        """Open the ClosedVpc's endpoints to ``peer``; a plain VPC's are the owner's to open."""
+    def allow_endpoints_from(
+        self, peer: ec2.IConnectable, description: str, *, setup_internet: bool = False
+    ) -> None:
+        """Open the ClosedVpc's endpoints to ``peer`` (see
+        :meth:`ClosedVpc.allow_endpoints_from`); a plain VPC's are the owner's to open."""
         if self.closed_vpc is not None:
-            self.closed_vpc.allow_endpoints_from(peer, description)
+            self.closed_vpc.allow_endpoints_from(peer, description, setup_internet=setup_internet)
 
 
 def vpc_problems(prop: str, value: object) -> list[str]:

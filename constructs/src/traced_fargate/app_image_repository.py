@@ -18,6 +18,10 @@ from traced_fargate._image_tags import (
     repository_name_problems,
     tag_prefix_problems,
 )
+from traced_fargate._repository_encryption import (
+    repository_encryption,
+    repository_encryption_problems,
+)
 from traced_fargate.errors import raise_if_problems
 
 DEFAULT_TAG_PREFIX_EXPIRY_DAYS: Mapping[str, int] = MappingProxyType(
@@ -55,6 +59,7 @@ class AppImageRepository(Construct):
         repository_name: str | None = None,
         untagged_expiry_days: int = 10,
         tag_prefix_expiry_days: Mapping[str, int] = DEFAULT_TAG_PREFIX_EXPIRY_DAYS,
+        encryption: ecr.RepositoryEncryption | None = None,
         encryption_key: kms.IKey | None = None,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> None:
@@ -73,8 +78,15 @@ class AppImageRepository(Construct):
             matches no prefix never expires; an empty mapping keeps every tagged
             image. Prefixes may overlap (``p`` and ``prod``): an image matching
             both follows the longer retention.
-        :param encryption_key: KMS key that encrypts the images. When omitted, ECR
-            encrypts them with AES-256 (ECR-managed keys).
+        :param encryption: how ECR encrypts the images at rest. Default: ``KMS``, with
+            ``encryption_key`` or else the AWS managed key ``aws/ecr``. ``AES_256``
+            (ECR-managed S3 keys, no KMS) only when chosen here. A repository's encryption
+            is fixed when it is created: changing it replaces the repository (with
+            ``RETAIN``, the old one stays, outside the stack, with its images).
+        :param encryption_key: a customer managed KMS key for the images. ECR decrypts
+            through grants it creates on the key, so pullers need no KMS permission; the
+            deploying role needs ``kms:CreateGrant``, ``kms:DescribeKey`` and
+            ``kms:RetireGrant`` on it. Default: none (the AWS managed key).
         :param removal_policy: what happens to the repository when it leaves the
             stack. Default ``RETAIN``: it holds the images that releases and
             rollbacks run. With ``DESTROY``, deleting a repository that still holds
@@ -85,6 +97,7 @@ class AppImageRepository(Construct):
         if repository_name is not None:
             problems += repository_name_problems("repository_name", repository_name)
         problems += positive_int_problems("untagged_expiry_days", untagged_expiry_days)
+        problems += repository_encryption_problems(encryption, encryption_key)
         for prefix, days in tag_prefix_expiry_days.items():
             problems += tag_prefix_problems("tag_prefix_expiry_days", prefix)
             problems += positive_int_problems(f"tag_prefix_expiry_days[{prefix!r}]", days)
@@ -116,10 +129,7 @@ class AppImageRepository(Construct):
             repository_name=repository_name,
             image_scan_on_push=True,
             image_tag_mutability=ecr.TagMutability.IMMUTABLE,
-            encryption=(
-                ecr.RepositoryEncryption.KMS if encryption_key else ecr.RepositoryEncryption.AES_256
-            ),
-            encryption_key=encryption_key,
+            **repository_encryption(encryption, encryption_key),
             lifecycle_rules=lifecycle_rules,
             removal_policy=removal_policy,
         )

@@ -12,8 +12,11 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from traced_fargate._checkov import skip_restrict_default_sg_handler
 from traced_fargate._log_encryption import log_encryption_key
 from traced_fargate._props import int_problems
+from traced_fargate._s3_prefix_list import PREFIX_LIST_ID, s3_prefix_list_lookup
+from traced_fargate._ssm_agent_buckets import ssm_agent_buckets
 from traced_fargate.errors import raise_if_problems
 
 DEFAULT_INTERFACE_ENDPOINTS: tuple[ec2.InterfaceVpcEndpointAwsService, ...] = (
@@ -50,6 +53,7 @@ class ClosedVpc(Construct):
         *,
         cidr: str = "10.0.0.0/16",
         max_azs: int = 2,
+        endpoint_azs: int | None = None,
         interface_endpoints: Sequence[ec2.InterfaceVpcEndpointAwsService] = (
             DEFAULT_INTERFACE_ENDPOINTS
         ),
@@ -63,13 +67,20 @@ class ClosedVpc(Construct):
         :param cidr: IPv4 range of the VPC, /16 to /24. Default: 10.0.0.0/16.
         :param max_azs: availability zones to spread the subnets over, 2 to 6 (fewer if the
             region has fewer). Default: 2.
+        :param endpoint_azs: how many AZs hold the interface endpoints: the first
+            ``endpoint_azs`` workload subnets, 1 to ``max_azs``. Each endpoint bills per AZ
+            hour, so fewer AZs cost less. Private DNS still resolves every endpoint VPC-wide,
+            but calls from the other AZs cross an AZ boundary (inter-AZ data transfer is
+            charged) and fail while the endpoints' AZ is impaired: for development
+            environments. Default: every workload AZ.
         :param interface_endpoints: interface endpoints to create, with private DNS.
             Default: :data:`DEFAULT_INTERFACE_ENDPOINTS`.
         :param additional_interface_endpoints: endpoints added to ``interface_endpoints``,
             for workloads that call more AWS services. Default: none.
         :param additional_s3_object_arns: S3 object ARNs (``arn:aws:s3:::bucket/*``) the S3
-            gateway endpoint also allows reading. Default: only ECR's layer bucket and the
-            Amazon Linux 2023 package repositories.
+            gateway endpoint also allows reading. Default: only ECR's layer bucket, the
+            Amazon Linux 2023 package repositories and, with the ``ssm`` endpoint, the
+            buckets SSM Agent updates and patches from.
         :param flow_log_retention: how long flow logs are kept. Default: one year.
         :param encryption_key: KMS key for the flow log group. Default: a new key with
             rotation, owned by this construct.
@@ -78,7 +89,10 @@ class ClosedVpc(Construct):
         """
         super().__init__(scope, construct_id)
         raise_if_problems(
-            self.node.path, cidr_problems("cidr", cidr) + max_azs_problems("max_azs", max_azs)
+            self.node.path,
+            cidr_problems("cidr", cidr)
+            + max_azs_problems("max_azs", max_azs)
+            + endpoint_azs_problems("endpoint_azs", endpoint_azs, max_azs),
         )
         network = ipaddress.IPv4Network(cidr)
 
@@ -98,11 +112,15 @@ class ClosedVpc(Construct):
             ],
             restrict_default_security_group=True,
         )
+        """The ``ec2.Vpc``: isolated subnets only."""
+        skip_restrict_default_sg_handler(self.vpc)
         self.workload_subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+        """The isolated subnets that workloads and endpoints use."""
         last_block = ipaddress.IPv4Network(
             (int(network.broadcast_address) - 2 ** (32 - SPARE_CIDR_PREFIX) + 1, SPARE_CIDR_PREFIX)
         )
         self.spare_cidr: str = str(last_block)
+        """The unused /28 at the top of the range, for a setup-time public subnet."""
 
         self.encryption_key: kms.IKey = encryption_key or log_encryption_key(
             self,
@@ -110,6 +128,7 @@ class ClosedVpc(Construct):
             description="Encrypts the VPC flow log group",
             removal_policy=removal_policy,
         )
+        """The KMS key of the flow log group."""
         self.flow_log_group = logs.LogGroup(
             self,
             "FlowLogGroup",
@@ -117,9 +136,32 @@ class ClosedVpc(Construct):
             encryption_key=self.encryption_key,
             removal_policy=removal_policy,
         )
+        """Where the VPC flow logs go."""
+        stack = Stack.of(self)
+        self.flow_log_role = iam.Role(
+            self,
+            "FlowLogRole",
+            # Only this account's flow logs may use the role, as AWS recommends against the
+            # confused deputy: https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs-iam-role.html
+            assumed_by=iam.ServicePrincipal(
+                "vpc-flow-logs.amazonaws.com",
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="ec2", resource="vpc-flow-log", resource_name="*"
+                        )
+                    },
+                },
+            ),
+            description="VPC flow logs of this account deliver to the flow log group",
+        )
+        """The role the flow logs deliver with."""
         self.vpc.add_flow_log(
             "FlowLog",
-            destination=ec2.FlowLogDestination.to_cloud_watch_logs(self.flow_log_group),
+            destination=ec2.FlowLogDestination.to_cloud_watch_logs(
+                self.flow_log_group, self.flow_log_role
+            ),
             traffic_type=ec2.FlowLogTrafficType.ALL,
         )
 
@@ -130,7 +172,16 @@ class ClosedVpc(Construct):
             description="Interface endpoints: HTTPS from granted workloads only",
             allow_all_outbound=False,
         )
+        """The interface endpoints' security group, opened per workload by
+        :meth:`allow_endpoints_from`."""
+        self.endpoint_subnets = self.workload_subnets
+        """The subnets holding the interface endpoints (see ``endpoint_azs``)."""
+        if endpoint_azs is not None and endpoint_azs < len(self.vpc.isolated_subnets):
+            self.endpoint_subnets = ec2.SubnetSelection(
+                subnets=self.vpc.isolated_subnets[:endpoint_azs]
+            )
         self.interface_endpoints: dict[str, ec2.InterfaceVpcEndpoint] = {}
+        """The interface endpoints, keyed by service short name (e.g. ``ecr.api``)."""
         for service in [*interface_endpoints, *additional_interface_endpoints]:
             short_name = service.short_name
             if short_name in self.interface_endpoints:
@@ -139,12 +190,10 @@ class ClosedVpc(Construct):
                 _endpoint_id(short_name),
                 service=service,
                 private_dns_enabled=True,
-                subnets=self.workload_subnets,
+                subnets=self.endpoint_subnets,
                 security_groups=[self.endpoint_security_group],
                 open=False,
             )
-
-        stack = Stack.of(self)
 
         def s3_objects(bucket: str) -> str:
             return f"arn:{stack.partition}:s3:::{bucket}/*"
@@ -154,6 +203,7 @@ class ClosedVpc(Construct):
             service=ec2.GatewayVpcEndpointAwsService.S3,
             subnets=[self.workload_subnets],
         )
+        """The S3 gateway endpoint, limited by its policy."""
         self.s3_endpoint.add_to_policy(
             iam.PolicyStatement(
                 sid="ReadImageLayersAndOsPackages",
@@ -166,20 +216,51 @@ class ClosedVpc(Construct):
                 ],
             )
         )
+        if "ssm" in self.interface_endpoints:
+            self.s3_endpoint.add_to_policy(
+                iam.PolicyStatement(
+                    sid="ReadSsmAgentUpdatesAndPatches",
+                    principals=[iam.AnyPrincipal()],
+                    actions=["s3:GetObject"],
+                    resources=[s3_objects(bucket) for bucket in ssm_agent_buckets(stack)],
+                )
+            )
+        self.s3_prefix_list_lookup = s3_prefix_list_lookup(
+            self,
+            "S3PrefixList",
+            log_group=logs.LogGroup(
+                self,
+                "S3PrefixListLogs",
+                retention=flow_log_retention,
+                encryption_key=self.encryption_key,
+                removal_policy=removal_policy,
+            ),
+        )
+        """The custom resource that looks the region's S3 prefix list up at deploy time."""
+        self.s3_prefix_list_id: str = self.s3_prefix_list_lookup.get_response_field(PREFIX_LIST_ID)
+        """The region's S3 managed prefix list (a deploy-time token): the destinations the
+        S3 gateway routes, for security group rules."""
 
     @property
     def workload_route_table_ids(self) -> list[str]:
         """Route tables of the isolated subnets, in AZ order."""
         return [s.route_table.route_table_id for s in self.vpc.isolated_subnets]
 
-    def allow_endpoints_from(self, peer: ec2.IConnectable, description: str = "") -> None:
+    def allow_endpoints_from(
+        self, peer: ec2.IConnectable, description: str = "", *, setup_internet: bool = False
+    ) -> None:
         """Let ``peer`` reach AWS from the VPC: HTTPS to every interface endpoint (opened to
-        it and only to it) and HTTPS out of its own security groups to the S3 gateway.
+        it and only to it) and HTTPS to the S3 gateway, named by the region's S3 prefix list
+        (:attr:`s3_prefix_list_id`), so that nothing else is reachable even while a setup
+        egress is open.
 
-        The S3 gateway is a route to S3's public addresses, so that egress names no group;
-        it leads nowhere else because the VPC has no internet route. The rules are created
-        from the peer's side, so they live in the peer's stack: a workload stack can depend
-        on the network stack without a cycle.
+        ``setup_internet``: also HTTPS to any address, for a peer that must reach the
+        internet while a setup egress is open: an ECS task whose first pull through a
+        pull-through cache fetches from the upstream registry (ECR documents this). Once
+        the egress is closed no route leads there. Default: False.
+
+        The rules are created from the peer's side, so they live in the peer's stack: a
+        workload stack can depend on the network stack without a cycle.
         """
         peer.connections.allow_to(
             self.endpoint_security_group,
@@ -187,10 +268,16 @@ class ClosedVpc(Construct):
             description or "HTTPS to the interface endpoints",
         )
         peer.connections.allow_to(
-            ec2.Peer.any_ipv4(),
+            ec2.Peer.prefix_list(self.s3_prefix_list_id),
             ec2.Port.tcp(443),
-            "HTTPS to the interface endpoints and the S3 gateway (no internet route exists)",
+            "HTTPS to the S3 gateway",
         )
+        if setup_internet:
+            peer.connections.allow_to(
+                ec2.Peer.any_ipv4(),
+                ec2.Port.tcp(443),
+                "HTTPS out while a setup egress is open (first pulls through the cache)",
+            )
 
 
 def cidr_problems(prop: str, cidr: object) -> list[str]:
@@ -212,6 +299,16 @@ def cidr_problems(prop: str, cidr: object) -> list[str]:
 def max_azs_problems(prop: str, max_azs: object) -> list[str]:
     """Problems of the number of availability zones: 2 to :data:`MAX_AZS`."""
     return int_problems(prop, max_azs, 2, MAX_AZS)
+
+
+def endpoint_azs_problems(prop: str, endpoint_azs: object, max_azs: object = MAX_AZS) -> list[str]:
+    """Problems of the number of AZs holding the interface endpoints: None (every workload
+    AZ) or 1 to ``max_azs``."""
+    if endpoint_azs is None:
+        return []
+    valid = isinstance(max_azs, int) and not max_azs_problems("max_azs", max_azs)
+    high = max_azs if valid and isinstance(max_azs, int) else MAX_AZS
+    return [f"{p} (max_azs is {high})" for p in int_problems(prop, endpoint_azs, 1, high)]
 
 
 def _endpoint_id(short_name: str) -> str:

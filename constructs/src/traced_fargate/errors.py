@@ -14,7 +14,9 @@ class InvalidPropsError(ValueError):
 
     def __init__(self, construct: str, problems: Iterable[str]) -> None:
         self.construct = construct
+        """The path of the construct (or the name of the object) whose props are invalid."""
         self.problems: tuple[str, ...] = tuple(problems)
+        """One line per problem, each naming the prop."""
         super().__init__("\n".join(f"{construct}: {p}" for p in self.problems))
 
 

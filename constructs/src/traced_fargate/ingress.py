@@ -48,11 +48,17 @@ class NewLoadBalancer:
     """
 
     certificate: acm.ICertificate | None = None
+    """HTTPS certificate; None serves HTTP on 80."""
     ssl_policy: elbv2.SslPolicy = DEFAULT_SSL_POLICY
+    """The HTTPS listener's security policy."""
     access_logs: bool | None = None
+    """Whether to write access logs; None: when the region is known."""
     access_logs_bucket: s3.IBucket | None = None
+    """Where access logs go; None: a new bucket."""
     idle_timeout: Duration | None = None
+    """Connection idle timeout; None: 60 s."""
     removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
+    """Applies to the access-log bucket created."""
 
 
 @dataclass(frozen=True)
@@ -64,18 +70,32 @@ class SharedListener:
     :param priority: the rule's priority, 1-50000, unique on the listener.
     :param conditions: when the rule matches: ``ListenerCondition.path_patterns([...])``
         and/or ``ListenerCondition.host_headers([...])``; at least one.
+    :param port: the listener's port, which
+        :meth:`~traced_fargate.TracedFargateService.allow_http_from` opens on the load
+        balancer's security group. Default: none; ``allow_http_from`` then refuses, and
+        clients are granted on the load balancer itself (e.g.
+        :meth:`~traced_fargate.InternalLoadBalancer.allow_from`, which also opens the
+        HTTP redirect port).
     """
 
     listener: elbv2.IApplicationListener
+    """The listener the rule is added to."""
     priority: int
+    """The rule's priority, unique on the listener."""
     conditions: Sequence[elbv2.ListenerCondition] = field(default_factory=tuple)
+    """When the rule matches."""
+    port: int | None = None
+    """The listener's port, for ``allow_http_from``."""
 
     def problems(self) -> list[str]:
+        """Problems of these props, one line each, named ``ingress.<prop>``."""
         problems = kind_problems(
             "ingress.listener", self.listener, is_listener, "an elbv2.IApplicationListener"
         )
         low, high = LISTENER_PRIORITY
         problems += int_problems("ingress.priority", self.priority, low, high)
+        if self.port is not None:
+            problems += int_problems("ingress.port", self.port, 1, 65535)
         conditions = self.conditions
         if isinstance(conditions, str) or not isinstance(conditions, Sequence) or not conditions:
             problems.append(
@@ -103,10 +123,14 @@ class ServiceDiscovery:
     """
 
     name: str
+    """The DNS label of the service."""
     namespace: servicediscovery.INamespace | None = None
+    """The Cloud Map namespace; None: the cluster's default."""
     dns_ttl: Duration = field(default_factory=lambda: Duration.seconds(10))
+    """How long clients may cache the A records."""
 
     def problems(self) -> list[str]:
+        """Problems of these props, one line each, named ``ingress.<prop>``."""
         problems = str_problems("ingress.name", self.name)
         if not problems and not _is_dns_label(self.name):
             problems.append(

@@ -10,6 +10,7 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from traced_fargate._checkov import skip
 from traced_fargate._props import bool_problems, has_attributes, kind_problems
 from traced_fargate._vpc import resolve_vpc, vpc_problems
 from traced_fargate.closed_vpc import ClosedVpc
@@ -19,6 +20,8 @@ DEFAULT_SSL_POLICY = elbv2.SslPolicy.RECOMMENDED_TLS
 """``ELBSecurityPolicy-TLS13-1-2-2021-06``: TLS 1.3 and 1.2 only."""
 
 ACCESS_LOG_DAYS = 90
+ACCESS_LOG_NONCURRENT_DAYS = 30
+"""Days a deleted or overwritten access log stays recoverable (the bucket is versioned)."""
 
 
 @jsii.implements(ec2.IConnectable)
@@ -65,7 +68,8 @@ class InternalLoadBalancer(Construct):
             environment-agnostic stack off, with a warning and a narrow cdk-nag
             acknowledgment.
         :param access_logs_bucket: where access logs go. Default: a new SSE-S3 bucket
-            (ALB log delivery supports no KMS keys) that expires logs after 90 days.
+            (ALB log delivery supports no KMS keys) that expires logs after 90 days; it is
+            versioned, so a deleted or overwritten log stays recoverable for 30 more days.
         :param idle_timeout: connection idle timeout. Default: 60 s (the ALB's).
         :param removal_policy: applies to the access-log bucket created here. Default:
             RETAIN (its name is generated, so a redeploy never collides).
@@ -143,6 +147,14 @@ class InternalLoadBalancer(Construct):
                 open=False,
                 default_action=default_action or _not_found(),
             )
+            for check_id in ("CKV_AWS_2", "CKV_AWS_103"):
+                skip(
+                    self.listener,
+                    check_id,
+                    "No certificate was given: plain HTTP on an internal load balancer, whose "
+                    "clients are granted peers inside the VPC. Pass certificate= to serve "
+                    "HTTPS (TLS 1.2+) and redirect HTTP to it.",
+                )
         else:
             self.listener = self.load_balancer.add_listener(
                 "Https",
@@ -202,8 +214,21 @@ class InternalLoadBalancer(Construct):
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(ACCESS_LOG_DAYS))],
+            versioned=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    expiration=Duration.days(ACCESS_LOG_DAYS),
+                    noncurrent_version_expiration=Duration.days(ACCESS_LOG_NONCURRENT_DAYS),
+                ),
+                s3.LifecycleRule(expired_object_delete_marker=True),
+            ],
             removal_policy=removal_policy,
+        )
+        skip(
+            bucket,
+            "CKV_AWS_18",
+            "This bucket only receives the load balancer's access logs; logging access to it "
+            "would need another bucket whose own access goes unlogged.",
         )
         Validations.of(bucket).acknowledge(
             Acknowledgment(

@@ -64,7 +64,8 @@ class LoadClient(Construct):
     each deploy, and any change to the boot configuration replaces the instance: nothing
     on it is meant to last.
 
-    Children (construct ids are stable): ``SecurityGroup``, ``Role``, ``Instance`` and
+    Children (construct ids are stable): ``SecurityGroup``, ``Role``, ``TargetUrl`` (when
+    ``target_url`` is a token), ``Instance`` and
     ``LoadTestDocument``, an SSM Command document that runs ``loadtest`` with the
     parameters ``requests``, ``concurrency`` and ``path``.
     """
@@ -80,6 +81,7 @@ class LoadClient(Construct):
         signal_timeout: Duration | None = None,
         default_requests: int = 100,
         default_concurrency: int = 1,
+        default_path: str = "/",
     ) -> None:
         """
         :param network: the closed VPC; the instance runs in one of its workload subnets
@@ -94,6 +96,8 @@ class LoadClient(Construct):
             Default: 100.
         :param default_concurrency: concurrent requests when none are given, 1 to 1000
             and at most ``default_requests``. Default: 1.
+        :param default_path: path and query appended to the target when none is given,
+            e.g. ``/chain``. Default: ``/``.
         """
         super().__init__(scope, construct_id)
         instance_type = instance_type or ec2.InstanceType.of(
@@ -104,7 +108,8 @@ class LoadClient(Construct):
             self.node.path,
             _target_problems(target_url)
             + _signal_timeout_problems(signal_timeout)
-            + _default_count_problems(default_requests, default_concurrency),
+            + _default_count_problems(default_requests, default_concurrency)
+            + _default_path_problems(default_path),
         )
         self.target_url = target_url
         """The URL the load goes to, as given."""
@@ -136,6 +141,25 @@ class LoadClient(Construct):
             )
         )
 
+        # cfn-init reads its files from the instance's Metadata, where a cross-stack value
+        # (Fn::GetStackOutput, Fn::ImportValue) is not documented to resolve: the
+        # Fn::GetStackOutput page lists resource property values only, and not inside
+        # Fn::Base64, so not in user data either
+        # (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-getstackoutput.html).
+        # A parameter of this stack takes a token target as a property; the Metadata reads
+        # it back with a same-stack Fn::GetAtt, which Metadata supports.
+        boot_target = target_url
+        self.target_parameter: ssm.StringParameter | None = None
+        """The SSM parameter holding a token ``target_url``; None for a literal one."""
+        if Token.is_unresolved(target_url):
+            self.target_parameter = ssm.StringParameter(
+                self,
+                "TargetUrl",
+                string_value=target_url,
+                description="The URL the load client drives load at",
+            )
+            boot_target = self.target_parameter.string_value
+
         self.instance = ec2.Instance(
             self,
             "Instance",
@@ -165,16 +189,20 @@ class LoadClient(Construct):
             ],
             init=ec2.CloudFormationInit.from_elements(
                 ec2.InitPackage.yum("httpd-tools"),
-                ec2.InitFile.from_string(TARGET_FILE, f"{target_url}\n"),
+                ec2.InitFile.from_string(TARGET_FILE, f"{boot_target}\n"),
                 ec2.InitFile.from_string(
                     LOADTEST_PATH,
-                    _loadtest_script(target_url, default_requests, default_concurrency),
+                    _loadtest_script(
+                        boot_target, default_requests, default_concurrency, default_path
+                    ),
                     mode="000755",
                 ),
             ),
             init_options=ec2.ApplyCloudFormationInitOptions(timeout=signal_timeout),
         )
         """The ``ec2.Instance``."""
+        if self.target_parameter is not None:
+            self.instance.node.add_dependency(self.target_parameter)
         Validations.of(self.instance).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-EC29",
@@ -188,7 +216,7 @@ class LoadClient(Construct):
             self,
             "LoadTestDocument",
             document_type="Command",
-            content=_load_test_document(default_requests, default_concurrency),
+            content=_load_test_document(default_requests, default_concurrency, default_path),
         )
         """The SSM Command document that runs ``loadtest`` on the instance."""
 
@@ -222,7 +250,7 @@ class LoadClient(Construct):
         )
 
 
-def _loadtest_script(target_url: str, requests: int, concurrency: int) -> str:
+def _loadtest_script(target_url: str, requests: int, concurrency: int, default_path: str) -> str:
     return f"""#!/bin/bash
 # Drives HTTP load at the traced service; the traces show up in X-Ray.
 set -euo pipefail
@@ -234,7 +262,7 @@ concurrency={concurrency}
 usage() {{
   echo "usage: loadtest [-n requests] [-c concurrency] [path]" >&2
   echo "  requests 1-{MAX_REQUESTS}, concurrency 1-{MAX_CONCURRENCY} and at most requests," >&2
-  echo "  path like /work?n=1000 (default /); target $target" >&2
+  echo "  path like /work?n=1000 (default {default_path}); target $target" >&2
   exit 2
 }}
 
@@ -247,7 +275,7 @@ while getopts "n:c:h" option; do
 done
 shift $((OPTIND - 1))
 [[ $# -le 1 ]] || usage
-path="${{1:-/}}"
+path="${{1:-{default_path}}}"
 
 requests_pattern='{REQUESTS_PATTERN}'
 concurrency_pattern='{CONCURRENCY_PATTERN}'
@@ -269,7 +297,7 @@ fi
 """
 
 
-def _load_test_document(requests: int, concurrency: int) -> dict[str, object]:
+def _load_test_document(requests: int, concurrency: int, path: str) -> dict[str, object]:
     return {
         "schemaVersion": "2.2",
         "description": "Runs Apache Bench from the load client against the traced service.",
@@ -290,7 +318,7 @@ def _load_test_document(requests: int, concurrency: int) -> dict[str, object]:
             "path": {
                 "type": "String",
                 "description": "Path and query appended to the target URL, e.g. /work?n=1000.",
-                "default": "/",
+                "default": path,
                 "allowedPattern": PATH_PATTERN,
             },
         },
@@ -305,6 +333,15 @@ def _load_test_document(requests: int, concurrency: int) -> dict[str, object]:
             }
         ],
     }
+
+
+def _default_path_problems(path: object) -> list[str]:
+    if isinstance(path, str) and re.fullmatch(PATH_PATTERN.strip("^$"), path):
+        return []
+    return [
+        f"default_path: {path!r} is not allowed; expected a path starting with / of "
+        "A-Z a-z 0-9 / _ . ? = & -"
+    ]
 
 
 def _target_problems(target_url: str) -> list[str]:

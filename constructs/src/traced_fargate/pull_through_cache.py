@@ -12,6 +12,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from traced_fargate._checkov import skip
 from traced_fargate._image_tags import (
     REPOSITORY_NAME_MAX_LENGTH,
     image_reference_problems,
@@ -20,6 +21,10 @@ from traced_fargate._image_tags import (
     repository_name_problems,
 )
 from traced_fargate._nag import nag_resource_text
+from traced_fargate._repository_encryption import (
+    repository_encryption,
+    repository_encryption_problems,
+)
 from traced_fargate.errors import raise_if_problems
 
 # Upstream registries that ECR caches without a Secrets Manager credential or a
@@ -76,6 +81,7 @@ class PullThroughCache(Construct):
         cached_repositories: Sequence[str] = (),
         max_image_count: int = 10,
         removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
+        encryption: ecr.RepositoryEncryption | None = None,
         encryption_key: kms.IKey | None = None,
     ) -> None:
         """Define the rule and the pre-created cache repositories.
@@ -123,8 +129,22 @@ class PullThroughCache(Construct):
             policy, repositories that ECR created on a first pull of a path not listed
             in ``cached_repositories`` belong to no stack and remain under the prefix
             after a destroy. The rule itself holds no data and is always deleted.
-        :param encryption_key: KMS key for the pre-created cache repositories. When
-            omitted, ECR encrypts them with AES-256 (ECR-managed keys).
+        :param encryption: how ECR encrypts the pre-created cache repositories at rest.
+            Default: ``KMS``, with ``encryption_key`` or else the AWS managed key
+            ``aws/ecr``. ``AES_256`` (ECR-managed S3 keys, no KMS) only when chosen here.
+            The cache fills these repositories through the same grants, and pulls need no
+            KMS permission (see ``encryption_key``). Their names are fixed, so changing it
+            on a deployed stack fails ("cannot update a stack when a custom-named resource
+            requires replacing"): remove the paths from ``cached_repositories`` in one
+            deploy and add them back in the next. Repositories that ECR creates on a first
+            pull of a path not listed take the registry's settings (AES-256 unless a
+            repository creation template for the prefix says otherwise).
+        :param encryption_key: a customer managed KMS key for the pre-created cache
+            repositories. ECR creates grants on it when CloudFormation creates a repository
+            and encrypts and decrypts through them, so the task execution role pulls without
+            KMS permissions; the deploying role needs ``kms:CreateGrant``,
+            ``kms:DescribeKey`` and ``kms:RetireGrant`` on it. Default: none (the AWS
+            managed key).
         """
         super().__init__(scope, id)
         problems = _prop_problems(
@@ -134,6 +154,7 @@ class PullThroughCache(Construct):
             max_image_count=max_image_count,
             removal_policy=removal_policy,
         )
+        problems += repository_encryption_problems(encryption, encryption_key)
         raise_if_problems(self.node.path, problems)
 
         self.repository_prefix: str = repository_prefix
@@ -157,12 +178,7 @@ class PullThroughCache(Construct):
                 repository_name=f"{repository_prefix}/{upstream_path}",
                 image_scan_on_push=True,
                 image_tag_mutability=ecr.TagMutability.MUTABLE,
-                encryption=(
-                    ecr.RepositoryEncryption.KMS
-                    if encryption_key
-                    else ecr.RepositoryEncryption.AES_256
-                ),
-                encryption_key=encryption_key,
+                **repository_encryption(encryption, encryption_key),
                 lifecycle_rules=[
                     ecr.LifecycleRule(
                         rule_priority=1,
@@ -175,6 +191,14 @@ class PullThroughCache(Construct):
                 # CloudFormation's own EmptyOnDelete: deleting a repository that still
                 # holds images fails otherwise. CDK allows it only with DESTROY.
                 empty_on_delete=True if removal_policy == RemovalPolicy.DESTROY else None,
+            )
+        for repository in repositories.values():
+            skip(
+                repository,
+                "CKV_AWS_51",
+                "A pull-through cache repository: ECR updates a cached tag when upstream moves "
+                "it, which immutable tags would refuse. The tags pulled are pinned versions "
+                "('latest' is rejected).",
             )
         self.repositories: Mapping[str, ecr.IRepository] = MappingProxyType(repositories)
         """The pre-created cache repositories, keyed by upstream path."""

@@ -9,12 +9,19 @@ config model that imports these cannot disagree with the constructs it feeds.
 from __future__ import annotations
 
 from traced_fargate._image_tags import image_reference_problems
-from traced_fargate.closed_vpc import CIDR_PREFIX_LENGTHS, MAX_AZS, cidr_problems, max_azs_problems
+from traced_fargate.closed_vpc import (
+    CIDR_PREFIX_LENGTHS,
+    MAX_AZS,
+    cidr_problems,
+    endpoint_azs_problems,
+    max_azs_problems,
+)
 from traced_fargate.fargate_sizes import FARGATE_SIZES, fargate_size_problem
 from traced_fargate.pull_through_cache import repository_prefix_problems
 from traced_fargate.service_scaling import (
     CPU_TARGET_PERCENT,
     MAX_TASKS,
+    arm64_spot_problems,
     capacity_problems,
     count_problems,
     target_problems,
@@ -32,9 +39,11 @@ __all__ = [
     "FARGATE_SIZES",
     "MAX_AZS",
     "MAX_TASKS",
+    "arm64_spot_problems",
     "capacity_problems",
     "cidr_problems",
     "count_problems",
+    "endpoint_azs_problems",
     "fargate_size_problem",
     "image_reference_problems",
     "max_azs_problems",

@@ -63,6 +63,16 @@ def capacity_problems(
     return problems
 
 
+def arm64_spot_problems(spot_weight: object, *, prefix: str = "") -> list[str]:
+    """Problems of Spot capacity for an ARM64 task: FARGATE_SPOT runs no ARM64 tasks."""
+    if isinstance(spot_weight, int) and spot_weight > 0:
+        return [
+            f"{prefix}spot_weight: {spot_weight} places ARM64 tasks on FARGATE_SPOT, which "
+            "does not run ARM64; use spot_weight 0 or cpu_architecture X86_64"
+        ]
+    return []
+
+
 class ServiceScaling(Construct):
     """Keeps a service between ``min_count`` and ``max_count`` tasks, tracking a CPU target
     and, when a target group is given, a request count per task.

@@ -20,6 +20,7 @@ from traced_fargate.internal_load_balancer import InternalLoadBalancer
 from traced_fargate.service_alarms import ServiceAlarms
 from traced_fargate.service_scaling import (
     ServiceScaling,
+    arm64_spot_problems,
     capacity_problems,
     count_problems,
     target_problems,
@@ -90,7 +91,8 @@ class TracedFargateService(Construct):
             checks. Default: 60 s behind a load balancer.
         :param desired_count: tasks after a deploy. CloudFormation re-applies it on every
             deploy that updates the service, resetting what auto scaling chose. Default:
-            none; the service starts with ``min_count`` and auto scaling owns the count.
+            none; ECS starts the new service with one task, registering the scalable
+            target raises it to ``min_count``, and auto scaling owns the count after.
         :param min_count: auto scaling lower bound. Default: 1.
         :param max_count: auto scaling upper bound. Default: 2.
         :param fargate_base: tasks always placed on FARGATE. Default: 1.
@@ -146,7 +148,11 @@ class TracedFargateService(Construct):
             allow_all_outbound=False,
         )
         """The tasks' security group."""
-        network.allow_endpoints_from(self.security_group, "Service tasks to AWS endpoints")
+        # setup_internet: a first pull through a pull-through cache goes to the upstream
+        # registry, which the tasks reach only while a setup egress is open.
+        network.allow_endpoints_from(
+            self.security_group, "Service tasks to AWS endpoints", setup_internet=True
+        )
 
         behind_load_balancer = not isinstance(ingress, ServiceDiscovery)
         strategies = [
@@ -184,8 +190,6 @@ class TracedFargateService(Construct):
                     cloud_map_namespace=namespace,
                     dns_record_type=servicediscovery.DnsRecordType.A,
                     dns_ttl=ingress.dns_ttl,
-                    container=task_definition.app_container,
-                    container_port=task_definition.app_port,
                 )
                 if isinstance(ingress, ServiceDiscovery)
                 else None
@@ -293,12 +297,19 @@ class TracedFargateService(Construct):
         """
         if self.load_balancer is not None:
             self.load_balancer.allow_from(peer, description)
-        elif self.listener is not None:
-            listener = self.listener
-            port = getattr(listener, "port", None)
+        elif isinstance(self.ingress, SharedListener):
+            if self.ingress.port is None:
+                raise_if_problems(
+                    self.node.path,
+                    [
+                        "allow_http_from: the SharedListener has no port; give "
+                        "SharedListener(port=...) or grant the client on the load balancer "
+                        "(e.g. InternalLoadBalancer.allow_from)"
+                    ],
+                )
             peer.connections.allow_to(
-                listener,
-                ec2.Port.tcp(port) if isinstance(port, int) else ec2.Port.all_tcp(),
+                self.ingress.listener,
+                ec2.Port.tcp(self.ingress.port),
                 description or "HTTP to the shared load balancer",
             )
         else:
@@ -343,7 +354,8 @@ class TracedFargateService(Construct):
                 healthy_threshold_count=2,
                 unhealthy_threshold_count=3,
             ),
-            # Shorter than the stop timeout: in-flight requests finish before SIGKILL.
+            # ECS stops a task only once its target is deregistered: in-flight requests
+            # get this long to finish, and the app its stop timeout after that.
             deregistration_delay=DEREGISTRATION_DELAY,
         )
 
@@ -390,5 +402,10 @@ def _prop_problems(
         problems.append(f"health_check_path: {health_check_path!r} must start with '/'")
     problems += count_problems(min_count, max_count, desired_count)
     problems += capacity_problems(fargate_base, fargate_weight, spot_weight)
+    if (
+        isinstance(task_definition, TracedTaskDefinition)
+        and task_definition.cpu_architecture_name == "ARM64"
+    ):
+        problems += arm64_spot_problems(spot_weight)
     problems += target_problems(cpu_target_percent, requests_per_target)
     return problems

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Size, Stack, Validations
+import jsii
+from aws_cdk import (
+    Acknowledgment,
+    Aspects,
+    Duration,
+    IAspect,
+    RemovalPolicy,
+    Size,
+    Stack,
+    Validations,
+)
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from traced_fargate._log_encryption import log_encryption_key
 from traced_fargate._task_props import app_size, task_prop_problems
+from traced_fargate._trust import ecs_tasks_principal, restrict_trust
 from traced_fargate.errors import raise_if_problems
 from traced_fargate.extensions import TaskExtension
 from traced_fargate.tracing import TracingSidecar
@@ -152,7 +163,7 @@ class TracedTaskDefinition(Construct):
         self.task_role = iam.Role(
             self,
             "TaskRole",
-            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            assumed_by=ecs_tasks_principal(self),
             description="The app's and its sidecars' AWS access: only what extensions grant",
         )
         """The role the containers call AWS with."""
@@ -168,6 +179,9 @@ class TracedTaskDefinition(Construct):
             ),
         )
         """The ``ecs.FargateTaskDefinition``."""
+        # The execution role is aws-cdk-lib's (construct id TaskDefinition/ExecutionRole):
+        # it gets the task role's confused-deputy conditions.
+        restrict_trust(self.task_definition.obtain_execution_role(), ecs_tasks_principal(self))
 
         for extension in all_extensions:
             extension.add_to_task(self)
@@ -210,36 +224,19 @@ class TracedTaskDefinition(Construct):
                 "service name, port, region); secrets go through app_secrets.",
             )
         )
-        self._acknowledge_registry_token()
+        # Checked at synth, once every grant is in: a later wildcard is still reported.
+        Aspects.of(self).add(_RegistryTokenAcknowledgment(self))
+
+    @property
+    def cpu_architecture_name(self) -> str:
+        """``X86_64`` or ``ARM64``, as the task definition renders it."""
+        platform = self.task_definition.node.default_child.runtime_platform
+        return str(Stack.of(self).resolve(platform)["cpuArchitecture"])
 
     @property
     def execution_role(self) -> iam.IRole:
         """The role ECS pulls images and writes logs with."""
         return self.task_definition.obtain_execution_role()
-
-    def _acknowledge_registry_token(self) -> None:
-        # Pulling from any private ECR repository grants ecr:GetAuthorizationToken, which
-        # has no resource-level permission. Acknowledged only when it is the sole action
-        # on '*', so a wildcard added to the role for anything else is still reported.
-        role = self.execution_role
-        policy = role.node.try_find_child("DefaultPolicy")
-        if not isinstance(policy, iam.Policy):
-            return
-        document = Stack.of(self).resolve(policy.document.to_json()) or {}
-        wildcard_actions: set[str] = set()
-        for statement in document.get("Statement", []):
-            resources = statement.get("Resource", [])
-            if "*" in (resources if isinstance(resources, list) else [resources]):
-                actions = statement.get("Action", [])
-                wildcard_actions.update(actions if isinstance(actions, list) else [actions])
-        if wildcard_actions == {"ecr:GetAuthorizationToken"}:
-            Validations.of(role).acknowledge(
-                Acknowledgment(
-                    id="AwsSolutions-IAM5[Resource::*]",
-                    reason="ecr:GetAuthorizationToken supports no resource-level permission; "
-                    "it is the only action on '*'.",
-                )
-            )
 
     def new_log_group(self, construct_id: str) -> logs.LogGroup:
         """A container log group under the task's key, retention and removal policy."""
@@ -272,6 +269,39 @@ class TracedTaskDefinition(Construct):
         container.add_mount_points(
             ecs.MountPoint(source_volume=volume, container_path=TMP_PATH, read_only=False)
         )
+
+
+@jsii.implements(IAspect)
+class _RegistryTokenAcknowledgment:
+    """Pulling from any private ECR repository grants ``ecr:GetAuthorizationToken``, which
+    has no resource-level permission. Acknowledged on the execution role only when it is
+    the sole action on ``*`` in the role's final policy."""
+
+    def __init__(self, task: TracedTaskDefinition) -> None:
+        self._task = task
+
+    def visit(self, node: IConstruct) -> None:
+        if node is not self._task:
+            return
+        role = self._task.execution_role
+        policy = role.node.try_find_child("DefaultPolicy")
+        if not isinstance(policy, iam.Policy):
+            return
+        document = Stack.of(node).resolve(policy.document.to_json()) or {}
+        wildcard_actions: set[str] = set()
+        for statement in document.get("Statement", []):
+            resources = statement.get("Resource", [])
+            if "*" in (resources if isinstance(resources, list) else [resources]):
+                actions = statement.get("Action", [])
+                wildcard_actions.update(actions if isinstance(actions, list) else [actions])
+        if wildcard_actions == {"ecr:GetAuthorizationToken"}:
+            Validations.of(role).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-IAM5[Resource::*]",
+                    reason="ecr:GetAuthorizationToken supports no resource-level permission; "
+                    "it is the only action on '*'.",
+                )
+            )
 
 
 def log_encryption_key_for(scope: Construct, removal_policy: RemovalPolicy) -> kms.Key:

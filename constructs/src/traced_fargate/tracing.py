@@ -15,6 +15,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from aws_cdk import Acknowledgment, Duration, Stack, Validations
@@ -47,6 +48,9 @@ XRAY_WRITE_ACTIONS = (
 
 PUBLIC_REGISTRY = "public.ecr.aws"
 
+DEFAULT_ADOT_CONFIG = (Path(__file__).parent / "adot_collector.yaml").read_text()
+"""The collector configuration :class:`AdotCollector` runs unless given another."""
+
 CONTAINER_NAME = "tracing"
 """The container name of every tracing sidecar: the app's dependency and log prefix."""
 
@@ -61,7 +65,9 @@ class TracingSidecar(TaskExtension):
     """The tested tag used when ``tag`` is left out."""
 
     pull_through_cache: PullThroughCache | None
+    """The cache the image is pulled through; None: straight from ECR Public."""
     tag: str
+    """The pinned image tag or ``sha256:`` digest."""
 
     @property
     def name(self) -> str:
@@ -145,14 +151,19 @@ class TracingSidecar(TaskExtension):
             logging=task.container_logging("TracingLogGroup", CONTAINER_NAME),
         )
         task.add_writable_tmp(container)
-        task.task_role.add_to_principal_policy(
-            iam.PolicyStatement(actions=list(XRAY_WRITE_ACTIONS), resources=["*"])
+        # A policy of its own, acknowledged alone: a wildcard that anything else adds to
+        # the task role lands in the role's default policy and is still reported.
+        policy = iam.Policy(
+            task,
+            "TracingPolicy",
+            statements=[iam.PolicyStatement(actions=list(XRAY_WRITE_ACTIONS), resources=["*"])],
+            roles=[task.task_role],
         )
-        Validations.of(task.task_role).acknowledge(
+        Validations.of(policy).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",
                 reason="X-Ray's PutTraceSegments, PutTelemetryRecords and sampling actions "
-                "support no resource-level permissions; the statement holds only those.",
+                "support no resource-level permissions; the policy holds only those.",
             )
         )
 
@@ -190,7 +201,9 @@ class XRayDaemon(TracingSidecar):
     DEFAULT_TAG: ClassVar[str] = "3.3.15"
 
     pull_through_cache: PullThroughCache | None = None
+    """The cache the image is pulled through; None: straight from ECR Public."""
     tag: str = DEFAULT_TAG
+    """The pinned image tag or ``sha256:`` digest."""
     cpu: int = 32
     memory_reservation_mib: int = 256
 
@@ -207,10 +220,13 @@ class AdotCollector(TracingSidecar):
     """The AWS Distro for OpenTelemetry collector
     (``public.ecr.aws/aws-observability/aws-otel-collector``).
 
-    With ``config`` left out it runs the image's ECS default configuration, which takes
-    X-Ray segments on UDP 2000 (so an app on the X-Ray SDK works unchanged) and OTLP on
-    4317 (gRPC) and 4318 (HTTP), and exports traces to X-Ray. That configuration also
-    has a metrics pipeline (EMF to CloudWatch Logs) which is not granted: traces only.
+    With ``config`` left out it runs :data:`DEFAULT_CONFIG` (``adot_collector.yaml`` next
+    to this module), which takes X-Ray segments on UDP 2000 (so an app on the X-Ray SDK
+    works unchanged), serves the SDK's sampling requests on TCP 2000 (``awsproxy``), takes
+    OTLP on 4317 (gRPC) and 4318 (HTTP), all on loopback, and exports traces to X-Ray.
+    The image's own ECS default configuration has no TCP 2000 listener (centralized
+    sampling rules would be silently ignored) and a metrics pipeline that the task role
+    is not granted.
 
     :param pull_through_cache: the cache the image is pulled through. Default: none, the
         image comes straight from ECR Public (needs an internet route).
@@ -219,19 +235,22 @@ class AdotCollector(TracingSidecar):
     :param config: a collector configuration (YAML), passed as ``AOT_CONFIG_CONTENT``,
         so changing it is a task-definition change, not an image rebuild. It must keep
         the ``health_check`` extension for the container health check. Grants beyond
-        X-Ray writes are the caller's (``task.task_role``). Default: the ECS default
-        configuration of the image.
+        X-Ray writes are the caller's (``task.task_role``). Default: :data:`DEFAULT_CONFIG`.
     :param cpu: cpu units reserved. Default: 128.
     :param memory_reservation_mib: memory reserved. Default: 256.
     """
 
     UPSTREAM_PATH: ClassVar[str] = "aws-observability/aws-otel-collector"
     DEFAULT_TAG: ClassVar[str] = "v0.49.0"
-    DEFAULT_CONFIG_PATH: ClassVar[str] = "/etc/ecs/ecs-default-config.yaml"
+    DEFAULT_CONFIG: ClassVar[str] = DEFAULT_ADOT_CONFIG
+    """Traces only, on loopback, with sampling on TCP 2000: used when ``config`` is left out."""
 
     pull_through_cache: PullThroughCache | None = None
+    """The cache the image is pulled through; None: straight from ECR Public."""
     tag: str = DEFAULT_TAG
+    """The pinned image tag or ``sha256:`` digest."""
     config: str | None = None
+    """Collector configuration YAML; None: :attr:`DEFAULT_CONFIG`."""
     cpu: int = 128
     memory_reservation_mib: int = 256
 
@@ -243,7 +262,7 @@ class AdotCollector(TracingSidecar):
         if self.config is not None and (not isinstance(self.config, str) or not self.config):
             problems.append(
                 f"AdotCollector.config: {self.config!r} is not allowed; allowed: collector "
-                "configuration YAML as a non-empty string, or None for the ECS default"
+                "configuration YAML as a non-empty string, or None for DEFAULT_CONFIG"
             )
         return problems
 
@@ -252,18 +271,14 @@ class AdotCollector(TracingSidecar):
         return ("CMD", "/healthcheck")
 
     @property
-    def command(self) -> tuple[str, ...]:
-        return () if self.config else (f"--config={self.DEFAULT_CONFIG_PATH}",)
-
-    @property
     def tcp_ports(self) -> tuple[int, ...]:
         return (DAEMON_PORT, OTLP_GRPC_PORT, OTLP_HTTP_PORT)
 
     def environment(self, region: str) -> dict[str, str]:
-        env = super().environment(region)
-        if self.config:
-            env["AOT_CONFIG_CONTENT"] = self.config
-        return env
+        return {
+            **super().environment(region),
+            "AOT_CONFIG_CONTENT": self.config or self.DEFAULT_CONFIG,
+        }
 
     def app_environment(self) -> Mapping[str, str]:
         return {
