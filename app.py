@@ -12,16 +12,17 @@ from aws_cdk import App
 
 from stacks.app_builder import build_app
 from stacks.config import ConfigError, load_environments
+from stacks.pipeline_config import load_pipeline
 from traced_fargate.errors import InvalidPropsError
 
 
 def main() -> int:
     app = App()
     try:
-        environments = load_environments(
-            app.node.try_get_context("environments"), app.node.try_get_context("env")
-        )
-        build_app(app, environments)
+        raw = app.node.try_get_context("environments")
+        environments = load_environments(raw, app.node.try_get_context("env"))
+        pipeline = load_pipeline(app.node.try_get_context("pipeline"), load_environments(raw))
+        build_app(app, environments, pipeline)
     except (ConfigError, InvalidPropsError) as error:
         print(error, file=sys.stderr)
         return 1

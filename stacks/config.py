@@ -21,6 +21,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import region_info
 
 from traced_fargate import rules
+from traced_fargate.firelens import FireLensLogRouter
 from traced_fargate.pull_through_cache import PullThroughCache
 from traced_fargate.tracing import AdotCollector, TracingSidecar, XRayDaemon
 
@@ -30,6 +31,7 @@ ENV_NAME = re.compile(r"[a-z][a-z0-9-]*")
 ACCOUNT = re.compile(r"\d{12}")
 INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
 EGRESS_GENERATION = re.compile(r"[A-Za-z0-9._-]{1,32}")
+SSM_PARAMETER_NAME = re.compile(r"/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
 DEFAULT_CACHE_PREFIX = "{name}-ecr-public"
 
 # The values CloudWatch Logs accepts for retentionInDays, and their CDK names.
@@ -53,6 +55,9 @@ TracingMode = Literal["xray-daemon", "adot-collector"]
 TracingSdk = Literal["xray-sdk", "opentelemetry"]
 CpuArchitecture = Literal["X86_64", "ARM64"]
 EgressMode = Literal["temporary", "none"]
+# awslogs: each container straight to its log group. firelens: the app's stdout through
+# an AWS for Fluent Bit log router sidecar (FireLensLogRouter) to the same log group.
+LoggingMode = Literal["awslogs", "firelens"]
 
 Check = Callable[[Any], str | None]
 """Returns None when the value is acceptable, else a phrase saying what is allowed."""
@@ -104,6 +109,13 @@ class RegistryConfig:
     # (repository_prefix_problems) in _cache_prefix_problems, so the two cannot disagree.
     pull_through_cache_prefix: str | None = None
     untagged_expiry_days: int = field(default=10, metadata=_check(_int_between(1, 3650)))
+    # None: each service's image comes from its app_image_tag (or the sample-app asset). A
+    # name: the SSM parameter whose value CloudFormation reads at every deploy as the app
+    # image tag of both services (the delivery pipeline writes it before the Service deploys).
+    app_image_tag_parameter: str | None = field(
+        default=None,
+        metadata=_check(_matches(SSM_PARAMETER_NAME, "an SSM parameter name such as /app/tag")),
+    )
 
 
 @dataclass(frozen=True)
@@ -129,6 +141,9 @@ class ServiceConfig:
     # None: the sample app in sample_app/, staged as a CDK asset. A tag: that image from the
     # environment's app repository, as a CI pipeline pushed it.
     app_image_tag: str | None = field(default=None, metadata=_rule(rules.image_reference_problems))
+    # True: `aws ecs execute-command` into the app container (sessions KMS-encrypted and
+    # logged by the cluster; the network gets the KMS endpoint the SSM agent needs).
+    enable_exec: bool = False
 
 
 @dataclass(frozen=True)
@@ -163,6 +178,25 @@ class LoadClientConfig:
     )
 
 
+TraceCheckMode = Literal["fail", "report", "off"]
+
+
+@dataclass(frozen=True)
+class TraceCheckConfig:
+    """The deploy-time trace check (lambda/trace_check/), run after the services are steady."""
+
+    # fail: a check that finds no clean frontend-to-backend trace fails the deploy with its
+    # report. report: the report is only logged. off: no check is deployed.
+    mode: TraceCheckMode = "fail"
+    requests: int = field(default=20, metadata=_check(_int_between(1, 200)))
+    # Checked against requests in _cross_checks.
+    concurrency: int = field(default=4, metadata=_check(_int_between(1, 20)))
+    # The function's timeout, which bounds the burst and the X-Ray polls. At most 600: the
+    # trigger's provider (15 minutes) must outlive the wait for the answer.
+    timeout_seconds: int = field(default=180, metadata=_check(_int_between(60, 600)))
+    log_retention_days: int = field(default=30, metadata=_check(_one_of_ints(LOG_RETENTION_DAYS)))
+
+
 @dataclass(frozen=True)
 class EnvironmentConfig:
     """Everything that differs between environments; built only by :func:`load_environments`."""
@@ -177,8 +211,10 @@ class EnvironmentConfig:
     frontend: ServiceConfig = ServiceConfig()
     backend: ServiceConfig = ServiceConfig()
     tracing: TracingConfig = TracingConfig()
+    logging: LoggingMode = "awslogs"
     egress: EgressConfig = EgressConfig()
     load_client: LoadClientConfig = LoadClientConfig()
+    trace_check: TraceCheckConfig = TraceCheckConfig()
 
 
 class ConfigError(Exception):
@@ -275,6 +311,13 @@ def _cross_checks(env: EnvironmentConfig, where: str, problems_so_far: list[str]
     problems += rules.endpoint_azs_problems(
         f"{where}.network.endpoint_azs", env.network.endpoint_azs, env.network.max_azs
     )
+    # Values already reported as invalid (replaced by defaults) are not compared.
+    check_invalid = any(p.startswith(f"{where}.trace_check") for p in problems_so_far)
+    if not check_invalid and env.trace_check.concurrency > env.trace_check.requests:
+        problems.append(
+            f"{where}.trace_check.concurrency: {env.trace_check.concurrency} is not allowed; "
+            f"expected at most trace_check.requests ({env.trace_check.requests})"
+        )
     if env.network.max_azs > 2 and not (env.account and env.region):
         problems.append(
             f"{where}.network.max_azs: {env.network.max_azs} needs account and region set; "
@@ -363,3 +406,15 @@ def tracing_sidecar(tracing: TracingConfig, cache: PullThroughCache) -> TracingS
     if tracing.mode == "adot-collector":
         return AdotCollector(pull_through_cache=cache, tag=tracing.adot_collector_tag)
     return XRayDaemon(pull_through_cache=cache, tag=tracing.xray_daemon_tag)
+
+
+def log_extensions(env: EnvironmentConfig, cache: PullThroughCache) -> list[FireLensLogRouter]:
+    """The task extensions that ``logging`` names: a FireLens log router, or none."""
+    if env.logging == "firelens":
+        return [FireLensLogRouter(pull_through_cache=cache)]
+    return []
+
+
+def any_exec(env: EnvironmentConfig) -> bool:
+    """Whether a service of the environment has ECS Exec on."""
+    return env.frontend.enable_exec or env.backend.enable_exec

@@ -14,6 +14,7 @@ from constructs import Construct
 
 from stacks.config import EnvironmentConfig
 from traced_fargate.app_image_repository import AppImageRepository
+from traced_fargate.firelens import FireLensLogRouter
 from traced_fargate.pull_through_cache import PullThroughCache
 from traced_fargate.tracing import AdotCollector, XRayDaemon
 
@@ -30,11 +31,15 @@ class RegistryStack(Stack):
             "AppRepository",
             untagged_expiry_days=config.registry.untagged_expiry_days,
         )
-        # Both sidecar images are pre-created so that switching tracing modes needs no
-        # repository that a pull would create outside CloudFormation.
+        # Every sidecar image is pre-created so that switching tracing or logging modes
+        # needs no repository that a pull would create outside CloudFormation.
         self.pull_through_cache = PullThroughCache(
             self,
             "PullThroughCache",
             repository_prefix=prefix,
-            cached_repositories=[XRayDaemon.UPSTREAM_PATH, AdotCollector.UPSTREAM_PATH],
+            cached_repositories=[
+                XRayDaemon.UPSTREAM_PATH,
+                AdotCollector.UPSTREAM_PATH,
+                FireLensLogRouter.UPSTREAM_PATH,
+            ],
         )

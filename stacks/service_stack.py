@@ -10,12 +10,21 @@ from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from stacks.config import EnvironmentConfig, ServiceConfig, retention, tracing_sidecar
+from stacks.config import (
+    EnvironmentConfig,
+    ServiceConfig,
+    any_exec,
+    log_extensions,
+    retention,
+    tracing_sidecar,
+)
 from traced_fargate.alarm_topic import AlarmTopic
 from traced_fargate.app_image_repository import AppImageRepository
 from traced_fargate.closed_vpc import ClosedVpc
+from traced_fargate.ecs_exec import ExecuteCommandSessions
 from traced_fargate.ingress import ServiceDiscovery
 from traced_fargate.pull_through_cache import PullThroughCache
 from traced_fargate.traced_fargate_service import TracedFargateService
@@ -59,7 +68,11 @@ class ServiceStack(Stack):
         self._config = config
         self._network = network
         self._app_repository = app_repository
+        self._pull_through_cache = pull_through_cache
         self.alarm_topic = AlarmTopic(self, "Alarms", display_name="traced-fargate alarms")
+        self.exec_sessions = (
+            ExecuteCommandSessions(self, "ExecSessions") if any_exec(config) else None
+        )
         self.cluster = ecs.Cluster(
             self,
             "Cluster",
@@ -68,6 +81,9 @@ class ServiceStack(Stack):
             enable_fargate_capacity_providers=True,
             default_cloud_map_namespace=ecs.CloudMapNamespaceOptions(
                 name=f"{config.name}.traced-fargate.internal", vpc=network.vpc
+            ),
+            execute_command_configuration=(
+                self.exec_sessions.configuration if self.exec_sessions else None
             ),
         )
         tracing = tracing_sidecar(config.tracing, pull_through_cache)
@@ -91,6 +107,7 @@ class ServiceStack(Stack):
         CfnOutput(self, "ServiceUrl", value=self.frontend.url)
         CfnOutput(self, "BackendUrl", value=self.backend.url)
         CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic_arn)
+        CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
 
     @property
     def services(self) -> tuple[TracedFargateService, TracedFargateService]:
@@ -111,6 +128,7 @@ class ServiceStack(Stack):
             f"{role}Task",
             app_image=self._app_image(svc),
             tracing=tracing,
+            extensions=log_extensions(self._config, self._pull_through_cache),
             service_name=f"traced-fargate-{self._config.name}-{role.lower()}",
             cpu=svc.cpu,
             memory_mib=svc.memory_mib,
@@ -135,9 +153,15 @@ class ServiceStack(Stack):
             cpu_target_percent=svc.cpu_target_percent,
             requests_per_target=svc.requests_per_target,
             alarm_topic=topic,
+            enable_exec=svc.enable_exec,
         )
 
     def _app_image(self, svc: ServiceConfig) -> ecs.ContainerImage:
+        parameter = self._config.registry.app_image_tag_parameter
+        if parameter is not None:
+            # Resolved by CloudFormation when it creates each change set, not at synth.
+            tag = ssm.StringParameter.value_for_string_parameter(self, parameter)
+            return ecs.ContainerImage.from_ecr_repository(self._app_repository.repository, tag)
         if svc.app_image_tag is None:
             return ecs.ContainerImage.from_asset(
                 str(SAMPLE_APP), platform=_ASSET_PLATFORMS[svc.cpu_architecture]

@@ -12,6 +12,7 @@ from stacks.load_test_stack import LoadTestStack
 from stacks.network_stack import NetworkStack
 from stacks.registry_stack import RegistryStack
 from stacks.service_stack import ServiceStack
+from stacks.trace_check_stack import TraceCheckStack
 
 
 class TracedFargateStage(Stage):
@@ -58,4 +59,18 @@ class TracedFargateStage(Stage):
                 setup=[s.service for s in self.service.services],
                 egress=self.network.egress,
                 description=f"traced-fargate {config.name}: {holds} the setup egress",
+            )
+        # After the services are steady: fails the deploy (mode fail) or only logs (report)
+        # when X-Ray shows no clean frontend-to-backend trace.
+        self.trace_check: TraceCheckStack | None = None
+        if config.trace_check.mode != "off":
+            self.trace_check = TraceCheckStack(
+                self,
+                "TraceCheck",
+                config=config,
+                network=self.network.network,
+                frontend=self.service.frontend,
+                backend=self.service.backend,
+                after=[s.service for s in self.service.services],
+                description=f"traced-fargate {config.name}: deploy-time trace check",
             )

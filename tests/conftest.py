@@ -93,7 +93,7 @@ def synthesized(environments: list[EnvironmentConfig]) -> Iterator[Synthesized]:
 
 
 ENV_NAMES = ["dev", "prod"]
-STACK_IDS = ["Network", "Registry", "Service", "LoadTest"]
+STACK_IDS = ["Network", "Registry", "Service", "LoadTest", "TraceCheck"]
 
 HASH = re.compile(r"[0-9a-f]{64}")
 

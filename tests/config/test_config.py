@@ -354,3 +354,47 @@ def test_a_mixed_fleet_on_the_collector_is_valid(raw: dict[str, Any]) -> None:
     raw["dev"]["backend"]["tracing_sdk"] = "opentelemetry"
     (dev,) = load_environments(raw, "dev")
     assert (dev.frontend.tracing_sdk, dev.backend.tracing_sdk) == ("xray-sdk", "opentelemetry")
+
+
+def test_logging_and_exec_default_to_awslogs_and_off() -> None:
+    (env,) = load_environments({"qa": {}})
+    assert env.logging == "awslogs"
+    assert not env.frontend.enable_exec and not env.backend.enable_exec
+
+
+def test_cdk_json_dev_has_exec_on_and_prod_off() -> None:
+    envs = {e.name: e for e in load_environments(cdk_json_context()["environments"])}
+    assert envs["dev"].frontend.enable_exec and envs["dev"].backend.enable_exec
+    assert not envs["prod"].frontend.enable_exec and not envs["prod"].backend.enable_exec
+    assert envs["dev"].logging == envs["prod"].logging == "awslogs"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (
+            ("logging",),
+            "fluentd",
+            'dev.logging: \'fluentd\' is not allowed; expected one of "awslogs", "firelens"',
+        ),
+        (
+            ("frontend", "enable_exec"),
+            "yes",
+            "dev.frontend.enable_exec: 'yes' is not allowed; expected true or false",
+        ),
+        (
+            ("backend", "enable_exec"),
+            1,
+            "dev.backend.enable_exec: 1 is not allowed; expected true or false",
+        ),
+    ],
+)
+def test_bad_logging_and_exec_values_are_named(
+    raw: dict[str, Any], path: tuple[str, ...], value: Any, expected: str
+) -> None:
+    section = raw["dev"]
+    for key in path[:-1]:
+        section = section[key]
+    section[path[-1]] = value
+    (problem,) = problems_for(raw)
+    assert expected in problem

@@ -108,10 +108,19 @@ EXPECTED_SKIPS: dict[str, dict[str, set[str]]] = {
     "Registry": {
         "PullThroughCache/xray--aws-xray-daemon/Resource": {"CKV_AWS_51"},
         "PullThroughCache/aws-observability--aws-otel-collector/Resource": {"CKV_AWS_51"},
+        "PullThroughCache/aws-observability--aws-for-fluent-bit/Resource": {"CKV_AWS_51"},
     },
     "Service": {
         "Frontend/LoadBalancer/LoadBalancer/Http/Resource": {"CKV_AWS_2", "CKV_AWS_103"},
         "Frontend/LoadBalancer/AccessLogsBucket/Resource": {"CKV_AWS_18"},
+    },
+    "TraceCheck": {
+        # ENI actions for the VPC attachment on '*'; a once-per-deploy function.
+        "Role/Resource": {"CKV_AWS_111"},
+        "Function/Resource": {"CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_173"},
+        "AWSCDK.TriggerCustomResourceProviderCustomResourceProvider/Handler": (
+            _CUSTOM_RESOURCE_FUNCTION
+        ),
     },
 }
 

@@ -432,11 +432,6 @@ def test_service_roles_trust_only_this_accounts_sources(templates: Templates) ->
     assert checked == 10
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the provider framework's waiter state machine role (aws-cdk-lib, in "
-    "TemporaryEgress) trusts states.amazonaws.com without aws:SourceAccount",
-)
 def test_the_provider_waiter_role_trusts_only_this_account(templates: Templates) -> None:
     for where, service, statement in _service_trusts(templates):
         if service in OWNED_ELSEWHERE:

@@ -74,7 +74,10 @@ def test_the_egress_still_closes_after_the_service(without_client: Built) -> Non
 
 
 def test_no_client_and_no_egress_leaves_no_load_test_stack() -> None:
-    built = _build("bare", egress={"mode": "none"})
+    # trace_check off: no TraceCheck stack either (the switch is asserted here, where an
+    # app with it off is synthesized anyway).
+    built = _build("bare", egress={"mode": "none"}, trace_check={"mode": "off"})
     assert built.stage.load_test is None
+    assert built.stage.trace_check is None
     stacks = [s.stack_name for s in built.assembly.stacks]
     assert stacks == ["bare-Network", "bare-Registry", "bare-Service"]

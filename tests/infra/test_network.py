@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
-from stacks.config import EnvironmentConfig
+from stacks.config import EnvironmentConfig, any_exec
 from tests.conftest import ENV_NAMES, Synthesized, render
 
 INTERFACE_SERVICES = {
@@ -64,13 +64,17 @@ def test_subnets_span_configured_azs(synthesized: Synthesized, environments: Any
             assert ipaddress.IPv4Network(subnet["Properties"]["CidrBlock"]).subnet_of(vpc_net)
 
 
-def test_interface_endpoints_private_dns_behind_closed_group(network: dict[str, Any]) -> None:
+def test_interface_endpoints_private_dns_behind_closed_group(
+    network: dict[str, Any], env: EnvironmentConfig
+) -> None:
     endpoints = [
         e["Properties"]
         for e in resources(network, "AWS::EC2::VPCEndpoint").values()
         if e["Properties"].get("VpcEndpointType") == "Interface"
     ]
-    assert {service_short_name(e["ServiceName"]) for e in endpoints} == INTERFACE_SERVICES
+    # ECS Exec: the SSM agent in the task decrypts the session key through KMS.
+    expected = INTERFACE_SERVICES | ({"kms"} if any_exec(env) else set())
+    assert {service_short_name(e["ServiceName"]) for e in endpoints} == expected
     groups = {str(e["SecurityGroupIds"]) for e in endpoints}
     assert len(groups) == 1, "all interface endpoints share the one endpoint security group"
     for endpoint in endpoints:

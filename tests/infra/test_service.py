@@ -14,6 +14,7 @@ from stacks.app_builder import build_app
 from stacks.config import EnvironmentConfig, ServiceConfig
 from stacks.service_stack import ServiceStack
 from tests.conftest import ENV_NAMES, Synthesized, new_app, render
+from traced_fargate.ecs_exec import SSM_MESSAGES_ACTIONS
 from traced_fargate.traced_fargate_service import TracedFargateService
 from traced_fargate.tracing import AdotCollector, XRayDaemon
 
@@ -153,9 +154,17 @@ def test_app_container(built: Built, env: EnvironmentConfig, role: str) -> None:
     assert app["PortMappings"] == [{"ContainerPort": 8080, "Name": "app", "Protocol": "tcp"}]
     assert app["User"] == "10001"
     assert app["ReadonlyRootFilesystem"] is True
-    assert app["MountPoints"] == [
-        {"ContainerPath": "/tmp", "ReadOnly": False, "SourceVolume": "app-tmp"}
-    ]
+    mounts = [{"ContainerPath": "/tmp", "ReadOnly": False, "SourceVolume": "app-tmp"}]
+    if settings(env, role).enable_exec:
+        mounts += [
+            {
+                "ContainerPath": f"/var/{p}/amazon",
+                "ReadOnly": False,
+                "SourceVolume": f"app-var-{p}-amazon",
+            }
+            for p in ("lib", "log")
+        ]
+    assert app["MountPoints"] == mounts
     assert app["DependsOn"] == [{"Condition": "START", "ContainerName": "tracing"}]
     assert app["HealthCheck"]["Command"] == ["CMD", "python", "-m", "traced_app.healthcheck"]
     assert app["StopTimeout"] == 30
@@ -181,8 +190,16 @@ def test_every_container_logs_non_blocking_with_a_buffer(built: Built, role: str
 
 def test_log_groups_encrypted_with_retention(built: Built, env: EnvironmentConfig) -> None:
     groups = built.template.find_resources("AWS::Logs::LogGroup")
-    assert len(groups) == 4
+    # app and tracing per service, and the cluster's ECS Exec session log (one year).
+    sessions = built.stack.exec_sessions
+    assert len(groups) == 4 + (sessions is not None)
     retentions = {env.frontend.log_retention_days, env.backend.log_retention_days}
+    if sessions is not None:
+        session_group = groups.pop(built.logical_id(sessions.log_group))
+        assert session_group["Properties"]["RetentionInDays"] == 365
+        assert session_group["Properties"]["KmsKeyId"] == {
+            "Fn::GetAtt": [built.logical_id(sessions.key), "Arn"]
+        }
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] in retentions
         assert "KmsKeyId" in group["Properties"]
@@ -192,7 +209,9 @@ def test_log_groups_encrypted_with_retention(built: Built, env: EnvironmentConfi
 # --- IAM ------------------------------------------------------------------------------
 
 
-def test_task_role_may_only_write_traces(built: Built, role: str) -> None:
+def test_task_role_may_only_write_traces_and_with_exec_open_sessions(
+    built: Built, env: EnvironmentConfig, role: str
+) -> None:
     task = built.service(role).task_definition
     role_id = built.logical_id(task.task_role)
     properties = built.resources[role_id]["Properties"]
@@ -203,9 +222,49 @@ def test_task_role_may_only_write_traces(built: Built, role: str) -> None:
         for p in built.template.find_resources("AWS::IAM::Policy").values()
         if {"Ref": role_id} in p["Properties"]["Roles"]
     ]
-    assert [p["Properties"]["PolicyDocument"]["Statement"] for p in policies] == [
+    expected: list[list[dict[str, Any]]] = [
         [{"Action": XRAY_WRITE, "Effect": "Allow", "Resource": "*"}]
     ]
+    sessions = built.stack.exec_sessions
+    if settings(env, role).enable_exec:
+        assert sessions is not None
+        log_group = built.logical_id(sessions.log_group)
+        expected.insert(
+            0,
+            [
+                {
+                    "Action": ["logs:DescribeLogGroups", *SSM_MESSAGES_ACTIONS],
+                    "Effect": "Allow",
+                    "Resource": "*",
+                },
+                {
+                    "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                    "Effect": "Allow",
+                    "Resource": {"Fn::GetAtt": [built.logical_id(sessions.key), "Arn"]},
+                },
+                {
+                    "Action": [
+                        "logs:CreateLogStream",
+                        "logs:DescribeLogStreams",
+                        "logs:PutLogEvents",
+                    ],
+                    "Effect": "Allow",
+                    "Resource": {
+                        "Fn::Join": [
+                            "",
+                            [
+                                f"arn:aws:logs:{env.region}:",
+                                {"Ref": "AWS::AccountId"},
+                                ":log-group:",
+                                {"Ref": log_group},
+                                ":*",
+                            ],
+                        ]
+                    },
+                },
+            ],
+        )
+    assert [p["Properties"]["PolicyDocument"]["Statement"] for p in policies] == expected
 
 
 def test_execution_role_pulls_and_logs_only(

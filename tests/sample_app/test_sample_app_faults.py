@@ -231,7 +231,9 @@ def test_a_backend_that_stops_mid_run(
     stopping.join(timeout=5)
     assert stopped_at
     statuses = {status for status, _, _ in answers}
-    assert statuses <= {200, 502}
+    # A request in flight when the backend stops may wait out its timeout (504); every
+    # other one is answered or refused at once.
+    assert statuses <= {200, 502, 504}
     assert 200 in statuses and 502 in statuses
     assert max(took for _, took, _ in answers) < TIMEOUT + SLACK
     # Once the backend is gone, every chain request is a clean 502; `/` is still served.

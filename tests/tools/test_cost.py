@@ -114,15 +114,16 @@ def test_dev_estimate_from_its_templates(synthesized: Synthesized) -> None:
         if r["Type"] == "AWS::EC2::VPCEndpoint"
         and r["Properties"]["VpcEndpointType"] == "Interface"
     ]
-    assert endpoint_azs == [1] * 8  # cdk.json: dev.network.endpoint_azs = 1
+    # cdk.json: dev.network.endpoint_azs = 1; the ninth is kms, for dev's ECS Exec sessions.
+    assert endpoint_azs == [1] * 9
     # Half the calls come from the AZ without endpoints: 2.5 GB cross-AZ, charged both ways.
     assert lines["Interface endpoints"].usd == pytest.approx(
-        8 * HOURS * TOKYO["interface_endpoint_hour"]
+        9 * HOURS * TOKYO["interface_endpoint_hour"]
         + 5 * TOKYO["interface_endpoint_gb"]
         + 2.5 * 2 * TOKYO["cross_az_gb"]
     )
     assert lines["Interface endpoints"].quantity == (
-        "8 endpoints x 1 AZ = 5,840 endpoint-h; 5 GB (2.5 GB cross-AZ)"
+        "9 endpoints x 1 AZ = 6,570 endpoint-h; 5 GB (2.5 GB cross-AZ)"
     )
     assert lines["KMS keys"].usd == count(templates, "AWS::KMS::Key") * 1.0
     # dev: frontend and backend, each 1 task of 0.5 vCPU / 1 GB, the base task On-Demand;

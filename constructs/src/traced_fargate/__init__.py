@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from traced_fargate.alarm_topic import AlarmTopic
     from traced_fargate.app_image_repository import AppImageRepository
     from traced_fargate.closed_vpc import ClosedVpc
+    from traced_fargate.ecs_exec import ExecuteCommandSessions
     from traced_fargate.extensions import TaskExtension
+    from traced_fargate.firelens import FireLensLogRouter
     from traced_fargate.ingress import NewLoadBalancer, ServiceDiscovery, SharedListener
     from traced_fargate.internal_load_balancer import InternalLoadBalancer
     from traced_fargate.load_client import LoadClient
@@ -34,6 +36,8 @@ _MODULES = {
     "AlarmTopic": "traced_fargate.alarm_topic",
     "AppImageRepository": "traced_fargate.app_image_repository",
     "ClosedVpc": "traced_fargate.closed_vpc",
+    "ExecuteCommandSessions": "traced_fargate.ecs_exec",
+    "FireLensLogRouter": "traced_fargate.firelens",
     "InternalLoadBalancer": "traced_fargate.internal_load_balancer",
     "LoadClient": "traced_fargate.load_client",
     "NewLoadBalancer": "traced_fargate.ingress",
@@ -55,6 +59,8 @@ __all__ = [
     "AlarmTopic",
     "AppImageRepository",
     "ClosedVpc",
+    "ExecuteCommandSessions",
+    "FireLensLogRouter",
     "InternalLoadBalancer",
     "InvalidPropsError",
     "LoadClient",

@@ -24,3 +24,9 @@ def _render(resolved: object) -> str:
         logical_id, attribute = resolved["Fn::GetAtt"]
         return f"<{logical_id}.{attribute}>"
     return "".join(_render(part) for part in resolved["Fn::Join"][1])
+
+
+def nag_text_of_resolved(resolved: object) -> str:
+    """:func:`nag_resource_text` of a value already resolved (e.g. a policy's
+    ``Resource`` as ``Stack.resolve`` gives it)."""
+    return _render(resolved)

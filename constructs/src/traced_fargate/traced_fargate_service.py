@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import jsii
-from aws_cdk import Annotations, Duration
+from aws_cdk import Acknowledgment, Annotations, Aspects, Duration, IAspect, Stack, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_servicediscovery as servicediscovery
 from aws_cdk import aws_sns as sns
-from constructs import Construct
+from constructs import Construct, IConstruct
 
-from traced_fargate._props import has_attributes, kind_problems, str_problems
+from traced_fargate._nag import nag_text_of_resolved as nag_text
+from traced_fargate._props import bool_problems, has_attributes, kind_problems, str_problems
 from traced_fargate._vpc import resolve_vpc, vpc_problems
 from traced_fargate.closed_vpc import ClosedVpc
+from traced_fargate.ecs_exec import SSM_MESSAGES_ACTIONS, ExecuteCommandSessions
 from traced_fargate.errors import raise_if_problems
 from traced_fargate.ingress import Ingress, NewLoadBalancer, ServiceDiscovery, SharedListener
 from traced_fargate.internal_load_balancer import InternalLoadBalancer
@@ -28,6 +31,15 @@ from traced_fargate.service_scaling import (
 from traced_fargate.traced_task_definition import APP_CONTAINER_NAME, TracedTaskDefinition
 
 HEALTH_CHECK_PATH = "/healthz"
+EXEC_WILDCARD_ACTIONS = frozenset({*SSM_MESSAGES_ACTIONS, "logs:DescribeLogGroups"})
+EXEC_ENDPOINTS = (
+    ("ssmmessages", "SSM_MESSAGES", "the SSM agent opens its session channels through"),
+    ("kms", "KMS", "the SSM agent decrypts the session's data key through"),
+)
+"""The interface endpoints ECS Exec needs in a closed VPC (besides ``logs``)."""
+EXEC_LOG_ACTIONS = frozenset(
+    {"logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"}
+)
 DEREGISTRATION_DELAY = Duration.seconds(20)
 
 
@@ -48,8 +60,13 @@ class TracedFargateService(Construct):
 
     Children (construct ids are stable): ``Cluster`` (when none is given),
     ``SecurityGroup``, ``Service``, ``LoadBalancer`` (:class:`NewLoadBalancer`),
-    ``TargetGroup`` and ``ListenerRule`` (behind a load balancer), ``Scaling``, ``Alarms``.
+    ``TargetGroup`` and ``ListenerRule`` (behind a load balancer), ``Scaling``, ``Alarms``,
+    ``ExecSessions`` (``enable_exec`` without a cluster given).
     """
+
+    exec_sessions: ExecuteCommandSessions | None = None
+    """Key and log group of the default cluster's ECS Exec sessions (``enable_exec``
+    without a cluster given); None otherwise."""
 
     def __init__(
         self,
@@ -72,6 +89,7 @@ class TracedFargateService(Construct):
         cpu_target_percent: int = 60,
         requests_per_target: int = 500,
         alarm_topic: sns.ITopic | None = None,
+        enable_exec: bool = False,
     ) -> None:
         """
         :param task_definition: the task the service runs.
@@ -103,6 +121,17 @@ class TracedFargateService(Construct):
             balancer). Default: 500.
         :param alarm_topic: SNS topic the alarms notify; its policy must let CloudWatch
             publish. Default: a new :class:`~traced_fargate.AlarmTopic`.
+        :param enable_exec: allow ``aws ecs execute-command`` into the app container:
+            ``enableExecuteCommand``, the task role's four ``ssmmessages`` actions (they
+            take no resource ARN), and writable task volumes for the SSM agent under the
+            read-only root filesystem (:mod:`traced_fargate.ecs_exec`). Sessions go
+            through the cluster's ``execute_command_configuration``: a cluster you bring
+            must have one with a KMS key and a log group (e.g. from
+            :class:`~traced_fargate.ExecuteCommandSessions`); the default cluster gets
+            one (``ExecSessions``). In a ClosedVpc the agent reaches the ``ssmmessages``
+            endpoint (one of its defaults) and KMS, whose endpoint you add
+            (``additional_interface_endpoints``); a ClosedVpc without either is a prop
+            error. Default: False.
         """
         super().__init__(scope, construct_id)
         ingress = NewLoadBalancer() if ingress is None else ingress
@@ -122,6 +151,7 @@ class TracedFargateService(Construct):
                 spot_weight=spot_weight,
                 cpu_target_percent=cpu_target_percent,
                 requests_per_target=requests_per_target,
+                enable_exec=enable_exec,
             ),
         )
         network = resolve_vpc(vpc, vpc_subnets)
@@ -130,13 +160,7 @@ class TracedFargateService(Construct):
         self.ingress: Ingress = ingress
         """How requests reach the service."""
 
-        self.cluster: ecs.ICluster = cluster or ecs.Cluster(
-            self,
-            "Cluster",
-            vpc=network.vpc,
-            container_insights_v2=ecs.ContainerInsights.ENABLED,
-            enable_fargate_capacity_providers=True,
-        )
+        self.cluster: ecs.ICluster = cluster or self._default_cluster(network.vpc, enable_exec)
         """The cluster the service runs in."""
         namespace = self._namespace(ingress)
 
@@ -184,6 +208,7 @@ class TracedFargateService(Construct):
             ),
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
             enable_ecs_managed_tags=True,
+            enable_execute_command=enable_exec or None,
             cloud_map_options=(
                 ecs.CloudMapOptions(
                     name=ingress.name,
@@ -196,6 +221,8 @@ class TracedFargateService(Construct):
             ),
         )
         """The ``ecs.FargateService``."""
+        if enable_exec:
+            _prepare_exec(task_definition)
         # A delete must remove the service before the cluster's capacity-provider
         # association ("capacity provider is in use" otherwise). The association is
         # created late, at synth, so the dependency is on the whole cluster.
@@ -317,6 +344,20 @@ class TracedFargateService(Construct):
                 self, self.connections.default_port, description or "HTTP to the service"
             )
 
+    def _default_cluster(self, vpc: ec2.IVpc, enable_exec: bool) -> ecs.Cluster:
+        if enable_exec:
+            self.exec_sessions = ExecuteCommandSessions(self, "ExecSessions")
+        return ecs.Cluster(
+            self,
+            "Cluster",
+            vpc=vpc,
+            container_insights_v2=ecs.ContainerInsights.ENABLED,
+            enable_fargate_capacity_providers=True,
+            execute_command_configuration=(
+                self.exec_sessions.configuration if self.exec_sessions else None
+            ),
+        )
+
     def _namespace(self, ingress: Ingress) -> servicediscovery.INamespace | None:
         if not isinstance(ingress, ServiceDiscovery):
             return None
@@ -375,6 +416,7 @@ def _prop_problems(
     spot_weight: object,
     cpu_target_percent: object,
     requests_per_target: object,
+    enable_exec: object,
 ) -> list[str]:
     problems = kind_problems(
         "task_definition",
@@ -408,4 +450,81 @@ def _prop_problems(
     ):
         problems += arm64_spot_problems(spot_weight)
     problems += target_problems(cpu_target_percent, requests_per_target)
+    problems += bool_problems("enable_exec", enable_exec)
+    if enable_exec is True and cluster is not None and hasattr(cluster, "cluster_name"):
+        configuration = getattr(cluster, "execute_command_configuration", None)
+        if (
+            configuration is None
+            or configuration.kms_key is None
+            or configuration.log_configuration is None
+            or configuration.log_configuration.cloud_watch_log_group is None
+        ):
+            problems.append(
+                "enable_exec: the cluster has no execute_command_configuration with a KMS "
+                "key and a CloudWatch log group, so sessions would be neither encrypted "
+                "with your key nor logged; create the cluster with "
+                "execute_command_configuration=ExecuteCommandSessions(...).configuration"
+            )
+    if enable_exec is True and isinstance(vpc, ClosedVpc):
+        problems += [
+            f"enable_exec: the ClosedVpc has no {name!r} interface endpoint, which {why}; "
+            f"add ec2.InterfaceVpcEndpointAwsService.{member} to its "
+            "additional_interface_endpoints"
+            for name, member, why in EXEC_ENDPOINTS
+            if name not in vpc.interface_endpoints
+        ]
     return problems
+
+
+def _prepare_exec(task_definition: TracedTaskDefinition) -> None:
+    """The SSM agent's writable volumes, and the acknowledgment of the grants that
+    aws-cdk-lib adds to the task role's default policy: the four ``ssmmessages`` actions
+    and ``logs:DescribeLogGroups`` (the agent checks the session log group) on ``*``, none
+    of which take a resource ARN, and the session log group's streams."""
+    task_definition.add_exec_agent_volumes()
+    Aspects.of(task_definition).add(_ExecGrantAcknowledgment(task_definition))
+
+
+@jsii.implements(IAspect)
+class _ExecGrantAcknowledgment:
+    """Acknowledges ``AwsSolutions-IAM5[Resource::*]`` on the task role's default policy
+    only when the actions on ``*`` there are exactly the exec ones; any other wildcard
+    that lands in that policy is still reported."""
+
+    def __init__(self, task: TracedTaskDefinition) -> None:
+        self._task = task
+
+    def visit(self, node: IConstruct) -> None:
+        if node is not self._task:
+            return
+        policy = self._task.task_role.node.try_find_child("DefaultPolicy")
+        if not isinstance(policy, iam.Policy):
+            return
+        document = Stack.of(node).resolve(policy.document.to_json()) or {}
+        wildcard_actions: set[str] = set()
+        for statement in document.get("Statement", []):
+            resources = statement.get("Resource", [])
+            resources = resources if isinstance(resources, list) else [resources]
+            actions = statement.get("Action", [])
+            actions = actions if isinstance(actions, list) else [actions]
+            if "*" in resources:
+                wildcard_actions.update(actions)
+            elif set(actions) == EXEC_LOG_ACTIONS and len(resources) == 1:
+                # The session log group's streams: '<log group ARN>:*'.
+                Validations.of(policy).acknowledge(
+                    Acknowledgment(
+                        id=f"AwsSolutions-IAM5[Resource::{nag_text(resources[0])}]",
+                        reason="ECS Exec writes each session's output to a stream of its "
+                        "own in the cluster's session log group; the grant covers that "
+                        "group's streams only.",
+                    )
+                )
+        if wildcard_actions and wildcard_actions <= EXEC_WILDCARD_ACTIONS:
+            Validations.of(policy).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-IAM5[Resource::*]",
+                    reason="ECS Exec: the ssmmessages channel actions and "
+                    "logs:DescribeLogGroups support no resource-level permission; they "
+                    "are the only actions on '*' in this policy.",
+                )
+            )

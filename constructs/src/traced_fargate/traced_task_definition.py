@@ -24,6 +24,7 @@ from constructs import Construct, IConstruct
 from traced_fargate._log_encryption import log_encryption_key
 from traced_fargate._task_props import app_size, task_prop_problems
 from traced_fargate._trust import ecs_tasks_principal, restrict_trust
+from traced_fargate.ecs_exec import AGENT_PATHS
 from traced_fargate.errors import raise_if_problems
 from traced_fargate.extensions import TaskExtension
 from traced_fargate.tracing import TracingSidecar
@@ -153,6 +154,7 @@ class TracedTaskDefinition(Construct):
         """Whether the app container has its own health check."""
 
         self._log_retention = log_retention
+        self._exec_agent_volumes = False
         self._removal_policy = removal_policy
         self._log_buffer = log_max_buffer_size or Size.mebibytes(25)
         self.log_encryption_key: kms.IKey = log_encryption_key or log_encryption_key_for(
@@ -261,6 +263,22 @@ class TracedTaskDefinition(Construct):
         """A new log group (see :meth:`new_log_group`) and an awslogs driver writing to it:
         what a sidecar extension uses for its container."""
         return self.aws_logs(self.new_log_group(log_group_id), stream_prefix)
+
+    def add_exec_agent_volumes(self) -> None:
+        """Mount writable task volumes at the SSM agent's paths
+        (:data:`~traced_fargate.ecs_exec.AGENT_PATHS`) in the app container, so that ECS
+        Exec works under its read-only root filesystem. Called by
+        :class:`~traced_fargate.TracedFargateService` with ``enable_exec``; a second call
+        adds nothing."""
+        if self._exec_agent_volumes:
+            return
+        self._exec_agent_volumes = True
+        for path in AGENT_PATHS:
+            volume = f"{APP_CONTAINER_NAME}{path.replace('/', '-')}"
+            self.task_definition.add_volume(name=volume)
+            self.app_container.add_mount_points(
+                ecs.MountPoint(source_volume=volume, container_path=path, read_only=False)
+            )
 
     def add_writable_tmp(self, container: ecs.ContainerDefinition) -> None:
         """Mount a task volume of its own at ``/tmp`` in ``container``."""

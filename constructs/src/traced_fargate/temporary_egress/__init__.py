@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, CustomResource, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import (
+    Acknowledgment,
+    ArnFormat,
+    CustomResource,
+    Duration,
+    RemovalPolicy,
+    Stack,
+    Validations,
+)
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -22,6 +30,7 @@ from traced_fargate._checkov import (
 )
 from traced_fargate._log_encryption import log_encryption_key
 from traced_fargate._nag import nag_resource_text
+from traced_fargate._trust import restrict_trust
 from traced_fargate.closed_vpc import ClosedVpc
 from traced_fargate.errors import raise_if_problems
 from traced_fargate.temporary_egress.handler.index import contract
@@ -150,6 +159,7 @@ class TemporaryEgress(Construct):
             ),
         )
         """The custom-resource provider (``on_event`` + ``is_complete``)."""
+        self._restrict_waiter_trust()
         self.resource = CustomResource(
             self,
             "Egress",
@@ -168,6 +178,33 @@ class TemporaryEgress(Construct):
         """The ``Custom::TemporaryEgress`` resource: its attributes name what it opened."""
         self._acknowledge()
         self._skip_checkov()
+
+    def _restrict_waiter_trust(self) -> None:
+        # The provider's waiter state machine assumes its role through Step Functions, which
+        # passes the source account and state machine ARN: trust only this account's.
+        # https://docs.aws.amazon.com/step-functions/latest/dg/procedure-create-iam-role.html
+        stack = Stack.of(self)
+        waiter = self.provider.node.try_find_child("waiter-state-machine")
+        role = waiter.node.try_find_child("Role") if waiter is not None else None
+        if not isinstance(role, iam.Role):
+            return
+        restrict_trust(
+            role,
+            iam.ServicePrincipal(
+                "states.amazonaws.com",
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="states",
+                            resource="stateMachine",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    },
+                },
+            ),
+        )
 
     def attribute(self, name: str) -> str:
         """An id the egress reports: one of :data:`EGRESS_ATTRIBUTES`."""
