@@ -3,6 +3,9 @@ backend that only the frontend reaches, through Cloud Map DNS."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +166,39 @@ class ServiceStack(Stack):
             tag = ssm.StringParameter.value_for_string_parameter(self, parameter)
             return ecs.ContainerImage.from_ecr_repository(self._app_repository.repository, tag)
         if svc.app_image_tag is None:
-            return ecs.ContainerImage.from_asset(
-                str(SAMPLE_APP), platform=_ASSET_PLATFORMS[svc.cpu_architecture]
+            return ecs.ContainerImage.from_docker_image_asset(
+                self._sample_app_asset(svc.cpu_architecture)
             )
         return self._app_repository.container_image(svc.app_image_tag)
+
+    def _sample_app_asset(self, architecture: str) -> ecr_assets.DockerImageAsset:
+        construct_id = f"SampleAppImage{architecture}"
+        existing = self.node.try_find_child(construct_id)
+        if isinstance(existing, ecr_assets.DockerImageAsset):
+            return existing
+        return ecr_assets.DockerImageAsset(
+            self,
+            construct_id,
+            directory=str(SAMPLE_APP),
+            platform=_ASSET_PLATFORMS[architecture],
+        )
+
+    @property
+    def revision(self) -> str:
+        """Changes whenever what the services run changes (their settings, the sidecar, the
+        sample app's image): known at synth, unlike the task definitions' ARNs, which a
+        later stack sees only through a reference whose text never changes."""
+        assets = sorted(
+            c.asset_hash for c in self.node.children if isinstance(c, ecr_assets.DockerImageAsset)
+        )
+        described = json.dumps(
+            {
+                "frontend": dataclasses.asdict(self._config.frontend),
+                "backend": dataclasses.asdict(self._config.backend),
+                "tracing": dataclasses.asdict(self._config.tracing),
+                "logging": self._config.logging,
+                "images": assets,
+            },
+            sort_keys=True,
+        )
+        return hashlib.sha256(described.encode()).hexdigest()[:16]

@@ -72,5 +72,6 @@ class TracedFargateStage(Stage):
                 frontend=self.service.frontend,
                 backend=self.service.backend,
                 after=[s.service for s in self.service.services],
+                revision=self.service.revision,
                 description=f"traced-fargate {config.name}: deploy-time trace check",
             )

@@ -26,6 +26,7 @@ from constructs import Construct
 from stacks.config import EnvironmentConfig, retention
 from traced_fargate._checkov import CUSTOM_RESOURCE_FUNCTION_SKIPS, functions_under, skip, skip_all
 from traced_fargate._log_encryption import log_encryption_key
+from traced_fargate._security_groups import keep_closed
 from traced_fargate.closed_vpc import ClosedVpc
 from traced_fargate.traced_fargate_service import TracedFargateService
 
@@ -62,6 +63,7 @@ class TraceCheckStack(Stack):
         frontend: TracedFargateService,
         backend: TracedFargateService,
         after: Sequence[ecs.FargateService],
+        revision: str,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -99,6 +101,11 @@ class TraceCheckStack(Stack):
                             resources=["*"],
                         ),
                         iam.PolicyStatement(
+                            sid="SeeWhetherItsStackRollsBack",
+                            actions=["cloudformation:DescribeStacks"],
+                            resources=[self.stack_id],
+                        ),
+                        iam.PolicyStatement(
                             sid="WriteItsLogs",
                             actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                             resources=[self.log_group.log_group_arn],
@@ -114,6 +121,7 @@ class TraceCheckStack(Stack):
             allow_all_outbound=False,
             description="Trace check: HTTP to the frontend, HTTPS to the endpoints",
         )
+        keep_closed(self.security_group)
         blocking = check.mode == "fail"
         self.function = lambda_.Function(
             self,
@@ -139,6 +147,8 @@ class TraceCheckStack(Stack):
                 "FRONTEND_SERVICE": frontend.task_definition.service_name,
                 "BACKEND_SERVICE": backend.task_definition.service_name,
                 "MODE": check.mode,
+                # A rollback re-runs the trigger with the old properties: not checked.
+                "STACK_ID": self.stack_id,
                 "REQUESTS": str(check.requests),
                 "CONCURRENCY": str(check.concurrency),
             },
@@ -155,13 +165,17 @@ class TraceCheckStack(Stack):
                 if blocking
                 else triggers.InvocationType.EVENT
             ),
-            # How long the trigger waits for the answer: as long as the function may run.
-            timeout=timeout,
+            # How long the trigger waits for the answer: longer than the function may run
+            # (its cold start in the VPC included), or the provider retries the invoke and
+            # sends a second burst.
+            timeout=timeout.plus(Duration.seconds(60)),
             execute_after=list(after),
             execute_on_handler_change=True,
         )
         frontend.allow_http_from(self.function, "Trace check to the frontend")
         network.allow_endpoints_from(self.function, "Trace check to the interface endpoints")
+        # The rules are children of the group: the check runs only once they exist.
+        self.trigger.node.add_dependency(self.security_group)
         # A new task definition revision (a new image or setting) changes this property,
         # which makes the trigger run again on that deploy.
         trigger = self.trigger.node.default_child
@@ -172,6 +186,10 @@ class TraceCheckStack(Stack):
             "ServiceRevisions",
             [s.task_definition.task_definition.task_definition_arn for s in (frontend, backend)],
         )
+        # The references above resolve at deploy time and their text never changes, so a
+        # template holding only them looks unchanged and the deploy skips this stack: the
+        # revision, known at synth, changes with whatever the services run.
+        resource.add_property_override("ServiceRevision", revision)
         self._acknowledge()
         self._skip_checkov()
 

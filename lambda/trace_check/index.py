@@ -366,12 +366,39 @@ def outcome(result: Mapping[str, Any]) -> dict[str, Any]:
     return dict(result)
 
 
+def rolling_back(cloudformation: Any, stack_id: str | None) -> str | None:
+    """The stack's status if it is rolling back, else None.
+
+    CloudFormation rolls a failed update back by updating the trigger again with its old
+    properties: checking then would test the services that just failed and fail the
+    rollback too (UPDATE_ROLLBACK_FAILED). A rollback is let through unchecked.
+    """
+    if not stack_id:
+        return None
+    (stack,) = cloudformation.describe_stacks(StackName=stack_id)["Stacks"]
+    status = str(stack["StackStatus"])
+    return status if "ROLLBACK" in status else None
+
+
+def skipped(settings: Settings, status: str) -> dict[str, Any]:
+    """The report of a check not run because the stack is rolling back."""
+    return {
+        "passed": True,
+        "mode": settings.mode,
+        "reason": f"not checked: the stack is in {status}",
+    }
+
+
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     import boto3  # noqa: PLC0415 - in the Lambda runtime; tests pass their own client
     from botocore.config import Config  # noqa: PLC0415
 
     settings = Settings.read(os.environ, event or {})
     budget = context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS
+    cloudformation = boto3.client("cloudformation", region_name=settings.region)
+    status = rolling_back(cloudformation, os.environ.get("STACK_ID"))
+    if status is not None:
+        return outcome(skipped(settings, status))
     xray = boto3.client(
         "xray", region_name=settings.region, config=Config(retries={"mode": "standard"})
     )

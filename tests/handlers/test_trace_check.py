@@ -541,3 +541,69 @@ def test_fail_mode_passes_on_a_good_trace(
     _handler_env(monkeypatch, url, "fail", client)
     report = tc.handler({}, Context(10_500))
     assert report["passed"] is True
+
+
+# --- a rollback re-runs the trigger: not checked ------------------------------------------
+
+STACK_ID = "arn:aws:cloudformation:ap-northeast-1:111111111111:stack/dev-TraceCheck/abc"
+
+
+def _cloudformation(status: str) -> tuple[Any, Stubber]:
+    client = boto3.client(
+        "cloudformation",
+        region_name="ap-northeast-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    stubber = Stubber(client)
+    stubber.add_response(
+        "describe_stacks",
+        {
+            "Stacks": [
+                {
+                    "StackName": "dev-TraceCheck",
+                    "StackId": STACK_ID,
+                    "CreationTime": "2026-12-01T00:00:00Z",
+                    "StackStatus": status,
+                }
+            ]
+        },
+        {"StackName": STACK_ID},
+    )
+    stubber.activate()
+    return client, stubber
+
+
+@pytest.mark.parametrize(
+    ("status", "rolling"),
+    [
+        ("UPDATE_IN_PROGRESS", False),
+        ("CREATE_IN_PROGRESS", False),
+        ("UPDATE_ROLLBACK_IN_PROGRESS", True),
+        ("ROLLBACK_IN_PROGRESS", True),
+    ],
+)
+def test_a_rolling_back_stack_is_not_checked(status: str, rolling: bool) -> None:
+    client, stubber = _cloudformation(status)
+    assert tc.rolling_back(client, STACK_ID) == (status if rolling else None)
+    stubber.assert_no_pending_responses()
+
+
+def test_the_skipped_report_passes_and_says_why() -> None:
+    settings = tc.Settings.read(
+        {
+            "TARGET_URL": "http://127.0.0.1:1",
+            "FRONTEND_SERVICE": "f",
+            "BACKEND_SERVICE": "b",
+            "MODE": "fail",
+            "AWS_REGION": "ap-northeast-1",
+        },
+        {},
+    )
+    result = tc.outcome(tc.skipped(settings, "UPDATE_ROLLBACK_IN_PROGRESS"))
+    assert result["passed"] is True
+    assert result["reason"] == "not checked: the stack is in UPDATE_ROLLBACK_IN_PROGRESS"
+
+
+def test_no_stack_id_means_no_rollback_check() -> None:
+    assert tc.rolling_back(None, None) is None

@@ -201,7 +201,16 @@ def test_the_load_client_reaches_only_endpoints_s3_and_the_service(
     (group_id,) = _resources(template, "AWS::EC2::SecurityGroup")
     lookup_id, _ = _prefix_list_lookup(synthesized, env.name)
     rules = _egress(template, group_id)
-    assert not [r for r in rules if "CidrIp" in r or "CidrIpv6" in r], rules
+    # Only the rule that matches no traffic names an address: nothing reaches the internet.
+    assert [r for r in rules if "CidrIp" in r or "CidrIpv6" in r] == [
+        {
+            "CidrIp": "255.255.255.255/32",
+            "Description": "Disallow all traffic",
+            "FromPort": 252,
+            "IpProtocol": "icmp",
+            "ToPort": 86,
+        }
+    ], rules
     (s3,) = [r for r in rules if "DestinationPrefixListId" in r]
     assert _to_s3_prefix_list(s3, lookup_id)
     assert (s3["IpProtocol"], s3["FromPort"], s3["ToPort"]) == ("tcp", 443, 443)

@@ -512,7 +512,7 @@ def test_cloudwatch_alarms_of_this_account_may_publish_to_the_alarm_topic(
 
 
 def test_app_image_from_the_repository_when_a_tag_is_configured(
-    environments: list[EnvironmentConfig],
+    environments: list[EnvironmentConfig], synthesized: Synthesized
 ) -> None:
     """The seam for CI-built images: `app_image_tag` deploys from the app repository."""
     dev = next(e for e in environments if e.name == "dev")
@@ -524,6 +524,8 @@ def test_app_image_from_the_repository_when_a_tag_is_configured(
     app: App = new_app()
     (stage,) = build_app(app, [tagged])
     template = Template.from_stack(stage.service)
+    # What the services run changed: so does the revision the trace check re-runs on.
+    assert stage.service.revision != synthesized.stages["dev"].service.revision
     for task in template.find_resources("AWS::ECS::TaskDefinition").values():
         (app_container,) = [
             c for c in task["Properties"]["ContainerDefinitions"] if c["Name"] == "app"

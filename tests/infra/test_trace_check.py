@@ -63,6 +63,7 @@ def test_the_function_targets_the_frontend_and_names_both_services(
         "FRONTEND_SERVICE": "traced-fargate-dev-frontend",
         "BACKEND_SERVICE": "traced-fargate-dev-backend",
         "MODE": "fail",
+        "STACK_ID": {"Ref": "AWS::StackId"},
         "REQUESTS": "20",
         "CONCURRENCY": "4",
     }
@@ -105,11 +106,25 @@ def test_the_trigger_runs_after_the_services(synthesized: Synthesized) -> None:
     stage = synthesized.stages["dev"]
     stack, resources = _check(synthesized, "dev")
     after = {d.node.path for d in stack.trigger.node.dependencies}
-    assert after == {s.service.node.path for s in stage.service.services}
+    assert after == {s.service.node.path for s in stage.service.services} | {
+        stack.security_group.node.path
+    }
     assert stage.service.node.path in {d.node.path for d in stack.dependencies}
     trigger = _trigger(resources)
     assert trigger["HandlerArn"] == stack.resolve(stack.function.current_version.function_arn)
-    assert trigger["Timeout"] == str(TraceCheckConfig().timeout_seconds * 1000)
+    # Longer than the function may run: the provider must not give up and invoke again.
+    assert trigger["Timeout"] == str((TraceCheckConfig().timeout_seconds + 60) * 1000)
+    # Every security-group rule of the stack exists before the check runs.
+    (trigger_id,) = [k for k, r in resources.items() if r["Type"] == "Custom::Trigger"]
+    rules = {
+        k
+        for k, r in resources.items()
+        if r["Type"] in ("AWS::EC2::SecurityGroupIngress", "AWS::EC2::SecurityGroupEgress")
+    }
+    assert rules
+    assert rules <= set(resources[trigger_id]["DependsOn"])
+    # Known at synth: a new image or setting changes the template, so the stack deploys.
+    assert trigger["ServiceRevision"] == stage.service.revision
     # A new task definition revision changes the trigger's properties: it runs again.
     assert trigger["ServiceRevisions"] == [
         stack.resolve(s.task_definition.task_definition.task_definition_arn)
@@ -168,6 +183,12 @@ def test_the_iam_statements_are_exactly_these(synthesized: Synthesized) -> None:
                 "ec2:UnassignPrivateIpAddresses",
             ],
             "Resource": "*",
+        },
+        {
+            "Sid": "SeeWhetherItsStackRollsBack",
+            "Effect": "Allow",
+            "Action": "cloudformation:DescribeStacks",
+            "Resource": {"Ref": "AWS::StackId"},
         },
         {
             "Sid": "WriteItsLogs",

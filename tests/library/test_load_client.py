@@ -314,8 +314,17 @@ def test_security_group_has_no_ingress_at_all(built: Built, name: str) -> None:
 def test_egress_is_https_and_the_granted_http_only(built: Built) -> None:
     endpoints = built.network.endpoint_security_group
     lb_group = built.balancer.security_group
-    # No inline rule: nothing to 0.0.0.0/0, S3 only by its prefix list.
-    assert "SecurityGroupEgress" not in built.resource(built.client.security_group)["Properties"]
+    # Inline only the rule that matches no traffic: nothing to 0.0.0.0/0, S3 only by its
+    # prefix list.
+    assert built.resource(built.client.security_group)["Properties"]["SecurityGroupEgress"] == [
+        {
+            "CidrIp": "255.255.255.255/32",
+            "Description": "Disallow all traffic",
+            "FromPort": 252,
+            "IpProtocol": "icmp",
+            "ToPort": 86,
+        }
+    ]
     egress = _rules(built, "AWS::EC2::SecurityGroupEgress", built.client.security_group)
     assert sorted(egress, key=json.dumps) == sorted(
         [

@@ -12,6 +12,7 @@ from constructs import Construct
 
 from traced_fargate._checkov import skip
 from traced_fargate._props import bool_problems, has_attributes, kind_problems
+from traced_fargate._security_groups import keep_closed
 from traced_fargate._vpc import resolve_vpc, vpc_problems
 from traced_fargate.closed_vpc import ClosedVpc
 from traced_fargate.errors import raise_if_problems
@@ -111,6 +112,7 @@ class InternalLoadBalancer(Construct):
             allow_all_outbound=False,
         )
         """The load balancer's security group."""
+        keep_closed(self.security_group)
         self.load_balancer = elbv2.ApplicationLoadBalancer(
             self,
             "LoadBalancer",

@@ -11,6 +11,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from traced_fargate._security_groups import keep_closed
 from traced_fargate.closed_vpc import ClosedVpc
 from traced_fargate.errors import raise_if_problems
 
@@ -122,6 +123,7 @@ class LoadClient(Construct):
             allow_all_outbound=False,
         )
         """The instance's security group: no ingress, egress only as granted."""
+        keep_closed(self.security_group)
 
         self.role = iam.Role(
             self,

@@ -14,6 +14,7 @@ from constructs import Construct, IConstruct
 
 from traced_fargate._nag import nag_text_of_resolved as nag_text
 from traced_fargate._props import bool_problems, has_attributes, kind_problems, str_problems
+from traced_fargate._security_groups import keep_closed
 from traced_fargate._vpc import resolve_vpc, vpc_problems
 from traced_fargate.closed_vpc import ClosedVpc
 from traced_fargate.ecs_exec import SSM_MESSAGES_ACTIONS, ExecuteCommandSessions
@@ -172,6 +173,7 @@ class TracedFargateService(Construct):
             allow_all_outbound=False,
         )
         """The tasks' security group."""
+        keep_closed(self.security_group)
         # setup_internet: a first pull through a pull-through cache goes to the upstream
         # registry, which the tasks reach only while a setup egress is open.
         network.allow_endpoints_from(
