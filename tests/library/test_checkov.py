@@ -24,7 +24,8 @@ from traced_fargate.internal_load_balancer import (
     ACCESS_LOG_NONCURRENT_DAYS,
     InternalLoadBalancer,
 )
-from traced_fargate.temporary_egress import TemporaryEgress, _only_waiter_logging_on_any
+from traced_fargate.temporary_egress import TemporaryEgress
+from traced_fargate.temporary_egress._scanners import _only_waiter_logging_on_any
 
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 

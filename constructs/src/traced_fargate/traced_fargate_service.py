@@ -3,44 +3,30 @@
 from __future__ import annotations
 
 import jsii
-from aws_cdk import Acknowledgment, Annotations, Aspects, Duration, IAspect, Stack, Validations
+from aws_cdk import Annotations, Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_servicediscovery as servicediscovery
 from aws_cdk import aws_sns as sns
-from constructs import Construct, IConstruct
+from constructs import Construct
 
-from traced_fargate._nag import nag_text_of_resolved as nag_text
-from traced_fargate._props import bool_problems, has_attributes, kind_problems, str_problems
+from traced_fargate._exec_grants import prepare_exec
 from traced_fargate._security_groups import keep_closed
-from traced_fargate._vpc import resolve_vpc, vpc_problems
+from traced_fargate._service_props import service_prop_problems
+from traced_fargate._vpc import resolve_vpc
 from traced_fargate.closed_vpc import ClosedVpc
-from traced_fargate.ecs_exec import SSM_MESSAGES_ACTIONS, ExecuteCommandSessions
+from traced_fargate.ecs_exec import ExecuteCommandSessions
 from traced_fargate.errors import raise_if_problems
 from traced_fargate.ingress import Ingress, NewLoadBalancer, ServiceDiscovery, SharedListener
 from traced_fargate.internal_load_balancer import InternalLoadBalancer
 from traced_fargate.service_alarms import ServiceAlarms
 from traced_fargate.service_scaling import (
     ServiceScaling,
-    arm64_spot_problems,
-    capacity_problems,
-    count_problems,
-    target_problems,
 )
 from traced_fargate.traced_task_definition import APP_CONTAINER_NAME, TracedTaskDefinition
 
 HEALTH_CHECK_PATH = "/healthz"
-EXEC_WILDCARD_ACTIONS = frozenset({*SSM_MESSAGES_ACTIONS, "logs:DescribeLogGroups"})
-EXEC_ENDPOINTS = (
-    ("ssmmessages", "SSM_MESSAGES", "the SSM agent opens its session channels through"),
-    ("kms", "KMS", "the SSM agent decrypts the session's data key through"),
-)
-"""The interface endpoints ECS Exec needs in a closed VPC (besides ``logs``)."""
-EXEC_LOG_ACTIONS = frozenset(
-    {"logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"}
-)
 DEREGISTRATION_DELAY = Duration.seconds(20)
 
 
@@ -138,7 +124,7 @@ class TracedFargateService(Construct):
         ingress = NewLoadBalancer() if ingress is None else ingress
         raise_if_problems(
             self.node.path,
-            _prop_problems(
+            service_prop_problems(
                 task_definition=task_definition,
                 vpc=vpc,
                 cluster=cluster,
@@ -224,7 +210,7 @@ class TracedFargateService(Construct):
         )
         """The ``ecs.FargateService``."""
         if enable_exec:
-            _prepare_exec(task_definition)
+            prepare_exec(task_definition)
         # A delete must remove the service before the cluster's capacity-provider
         # association ("capacity provider is in use" otherwise). The association is
         # created late, at synth, so the dependency is on the whole cluster.
@@ -401,132 +387,3 @@ class TracedFargateService(Construct):
             # get this long to finish, and the app its stop timeout after that.
             deregistration_delay=DEREGISTRATION_DELAY,
         )
-
-
-def _prop_problems(
-    *,
-    task_definition: object,
-    vpc: object,
-    cluster: object,
-    ingress: object,
-    health_check_path: object,
-    desired_count: object,
-    min_count: object,
-    max_count: object,
-    fargate_base: object,
-    fargate_weight: object,
-    spot_weight: object,
-    cpu_target_percent: object,
-    requests_per_target: object,
-    enable_exec: object,
-) -> list[str]:
-    problems = kind_problems(
-        "task_definition",
-        task_definition,
-        lambda v: isinstance(v, TracedTaskDefinition),
-        "a TracedTaskDefinition",
-    )
-    problems += vpc_problems("vpc", vpc)
-    problems += kind_problems(
-        "cluster",
-        cluster,
-        has_attributes("cluster_name", "cluster_arn"),
-        "an ecs.ICluster",
-        optional=True,
-    )
-    if isinstance(ingress, SharedListener | ServiceDiscovery):
-        problems += ingress.problems()
-    elif not isinstance(ingress, NewLoadBalancer):
-        problems.append(
-            "ingress: expected NewLoadBalancer(...), SharedListener(...) or "
-            f"ServiceDiscovery(...), got {type(ingress).__name__}"
-        )
-    problems += str_problems("health_check_path", health_check_path)
-    if isinstance(health_check_path, str) and not health_check_path.startswith("/"):
-        problems.append(f"health_check_path: {health_check_path!r} must start with '/'")
-    problems += count_problems(min_count, max_count, desired_count)
-    problems += capacity_problems(fargate_base, fargate_weight, spot_weight)
-    if (
-        isinstance(task_definition, TracedTaskDefinition)
-        and task_definition.cpu_architecture_name == "ARM64"
-    ):
-        problems += arm64_spot_problems(spot_weight)
-    problems += target_problems(cpu_target_percent, requests_per_target)
-    problems += bool_problems("enable_exec", enable_exec)
-    if enable_exec is True and cluster is not None and hasattr(cluster, "cluster_name"):
-        configuration = getattr(cluster, "execute_command_configuration", None)
-        if (
-            configuration is None
-            or configuration.kms_key is None
-            or configuration.log_configuration is None
-            or configuration.log_configuration.cloud_watch_log_group is None
-        ):
-            problems.append(
-                "enable_exec: the cluster has no execute_command_configuration with a KMS "
-                "key and a CloudWatch log group, so sessions would be neither encrypted "
-                "with your key nor logged; create the cluster with "
-                "execute_command_configuration=ExecuteCommandSessions(...).configuration"
-            )
-    if enable_exec is True and isinstance(vpc, ClosedVpc):
-        problems += [
-            f"enable_exec: the ClosedVpc has no {name!r} interface endpoint, which {why}; "
-            f"add ec2.InterfaceVpcEndpointAwsService.{member} to its "
-            "additional_interface_endpoints"
-            for name, member, why in EXEC_ENDPOINTS
-            if name not in vpc.interface_endpoints
-        ]
-    return problems
-
-
-def _prepare_exec(task_definition: TracedTaskDefinition) -> None:
-    """The SSM agent's writable volumes, and the acknowledgment of the grants that
-    aws-cdk-lib adds to the task role's default policy: the four ``ssmmessages`` actions
-    and ``logs:DescribeLogGroups`` (the agent checks the session log group) on ``*``, none
-    of which take a resource ARN, and the session log group's streams."""
-    task_definition.add_exec_agent_volumes()
-    Aspects.of(task_definition).add(_ExecGrantAcknowledgment(task_definition))
-
-
-@jsii.implements(IAspect)
-class _ExecGrantAcknowledgment:
-    """Acknowledges ``AwsSolutions-IAM5[Resource::*]`` on the task role's default policy
-    only when the actions on ``*`` there are exactly the exec ones; any other wildcard
-    that lands in that policy is still reported."""
-
-    def __init__(self, task: TracedTaskDefinition) -> None:
-        self._task = task
-
-    def visit(self, node: IConstruct) -> None:
-        if node is not self._task:
-            return
-        policy = self._task.task_role.node.try_find_child("DefaultPolicy")
-        if not isinstance(policy, iam.Policy):
-            return
-        document = Stack.of(node).resolve(policy.document.to_json()) or {}
-        wildcard_actions: set[str] = set()
-        for statement in document.get("Statement", []):
-            resources = statement.get("Resource", [])
-            resources = resources if isinstance(resources, list) else [resources]
-            actions = statement.get("Action", [])
-            actions = actions if isinstance(actions, list) else [actions]
-            if "*" in resources:
-                wildcard_actions.update(actions)
-            elif set(actions) == EXEC_LOG_ACTIONS and len(resources) == 1:
-                # The session log group's streams: '<log group ARN>:*'.
-                Validations.of(policy).acknowledge(
-                    Acknowledgment(
-                        id=f"AwsSolutions-IAM5[Resource::{nag_text(resources[0])}]",
-                        reason="ECS Exec writes each session's output to a stream of its "
-                        "own in the cluster's session log group; the grant covers that "
-                        "group's streams only.",
-                    )
-                )
-        if wildcard_actions and wildcard_actions <= EXEC_WILDCARD_ACTIONS:
-            Validations.of(policy).acknowledge(
-                Acknowledgment(
-                    id="AwsSolutions-IAM5[Resource::*]",
-                    reason="ECS Exec: the ssmmessages channel actions and "
-                    "logs:DescribeLogGroups support no resource-level permission; they "
-                    "are the only actions on '*' in this policy.",
-                )
-            )

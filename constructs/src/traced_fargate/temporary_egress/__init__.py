@@ -22,17 +22,12 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct, IDependable
 
-from traced_fargate._checkov import (
-    CUSTOM_RESOURCE_FUNCTION_SKIPS,
-    functions_under,
-    skip,
-    skip_all,
-)
 from traced_fargate._log_encryption import log_encryption_key
 from traced_fargate._nag import nag_resource_text
 from traced_fargate._trust import restrict_trust
 from traced_fargate.closed_vpc import ClosedVpc
 from traced_fargate.errors import raise_if_problems
+from traced_fargate.temporary_egress._scanners import skip_checkov
 from traced_fargate.temporary_egress.handler.index import contract
 
 HANDLER_DIR = Path(__file__).resolve().parent / "handler"
@@ -177,7 +172,7 @@ class TemporaryEgress(Construct):
         )
         """The ``Custom::TemporaryEgress`` resource: its attributes name what it opened."""
         self._acknowledge()
-        self._skip_checkov()
+        skip_checkov(self, self.provider)
 
     def _restrict_waiter_trust(self) -> None:
         # The provider's waiter state machine assumes its role through Step Functions, which
@@ -392,64 +387,6 @@ class TemporaryEgress(Construct):
                 "setting; it only polls the is_complete function, whose logs are kept.",
             )
         )
-
-    def _skip_checkov(self) -> None:
-        # Every function here answers CloudFormation: the handlers and the provider's own.
-        skip_all(functions_under(self), CUSTOM_RESOURCE_FUNCTION_SKIPS)
-        for function in functions_under(self.provider):
-            skip(
-                function,
-                "CKV_AWS_173",
-                "The provider framework's environment holds only the ARNs of the functions "
-                "and the state machine it calls, no secrets; Lambda encrypts it at rest.",
-            )
-        for machine in self.provider.node.find_all():
-            if not isinstance(machine, cr.WaiterStateMachine):
-                continue
-            for policy in machine.node.find_all():
-                if isinstance(policy, iam.Policy) and _only_waiter_logging_on_any(policy):
-                    skip(
-                        policy,
-                        "CKV_AWS_111",
-                        "The only actions on '*' are the provider framework's one statement "
-                        "for its waiter state machine's logs: Step Functions log delivery "
-                        "(logs:CreateLogDelivery and related, no resource-level permissions) "
-                        "with logs:CreateLogStream and logs:PutLogEvents. Only "
-                        "states.amazonaws.com assumes the role, for this one state machine, "
-                        "whose logs go to this construct's log group.",
-                    )
-
-
-# The provider framework's statement for its waiter state machine's logs, on '*': Step
-# Functions' log-delivery actions (none has resource-level permissions) and the two
-# log-writing ones that the framework adds to the same statement.
-_WAITER_LOG_ACTIONS = frozenset(
-    {
-        "logs:CreateLogDelivery",
-        "logs:CreateLogStream",
-        "logs:DeleteLogDelivery",
-        "logs:DescribeLogGroups",
-        "logs:DescribeResourcePolicies",
-        "logs:GetLogDelivery",
-        "logs:ListLogDeliveries",
-        "logs:PutLogEvents",
-        "logs:PutResourcePolicy",
-        "logs:UpdateLogDelivery",
-    }
-)
-
-
-def _only_waiter_logging_on_any(policy: iam.Policy) -> bool:
-    """Whether every action that ``policy`` allows on ``'*'`` is one of the waiter's
-    logging actions, so that a wildcard added for anything else is still reported."""
-    document = Stack.of(policy).resolve(policy.document.to_json()) or {}
-    on_any: set[str] = set()
-    for statement in document.get("Statement", []):
-        resources = statement.get("Resource", [])
-        if "*" in (resources if isinstance(resources, list) else [resources]):
-            actions = statement.get("Action", [])
-            on_any.update(actions if isinstance(actions, list) else [actions])
-    return bool(on_any) and on_any <= _WAITER_LOG_ACTIONS
 
 
 def _new_log_key(egress: TemporaryEgress) -> kms.Key:
