@@ -696,3 +696,16 @@ def test_the_stop_timeout_bound_is_the_task_definitions() -> None:
     stack = Stack(bare_app(), "Timeout", env=ENV)
     with pytest.raises(InvalidPropsError, match="stop_timeout: 121 s is not allowed"):
         _task(stack, "Task", None, stop_timeout=Duration.seconds(121))
+
+
+def test_constructs_that_need_a_closed_vpc_name_the_prop_for_a_plain_one() -> None:
+    from traced_fargate import LoadClient, TemporaryEgress
+
+    stack = Stack(bare_app(), "Plain", env=ENV)
+    plain = ec2.Vpc(stack, "Vpc")
+    with pytest.raises(InvalidPropsError, match=r"network: expected a ClosedVpc, got Vpc"):
+        LoadClient(stack, "Client", network=plain, target_url="http://10.0.0.1")
+    with pytest.raises(InvalidPropsError, match=r"network: expected a ClosedVpc, got Vpc"):
+        TemporaryEgress(stack, "Egress", network=plain)
+    with pytest.raises(InvalidPropsError, match=r"repository_prefix: 5 is not a string"):
+        PullThroughCache(stack, "Cache", repository_prefix=5)  # type: ignore[arg-type]

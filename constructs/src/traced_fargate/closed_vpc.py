@@ -296,6 +296,14 @@ def cidr_problems(prop: str, cidr: object) -> list[str]:
     return []
 
 
+def closed_vpc_problems(prop: str, value: object) -> list[str]:
+    """Problems of a prop that needs a :class:`ClosedVpc` (its spare block, endpoints and
+    route tables), not just any VPC."""
+    if isinstance(value, ClosedVpc):
+        return []
+    return [f"{prop}: expected a ClosedVpc, got {type(value).__name__}"]
+
+
 def max_azs_problems(prop: str, max_azs: object) -> list[str]:
     """Problems of the number of availability zones: 2 to :data:`MAX_AZS`."""
     return int_problems(prop, max_azs, 2, MAX_AZS)

@@ -12,7 +12,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from traced_fargate._security_groups import keep_closed
-from traced_fargate.closed_vpc import ClosedVpc
+from traced_fargate.closed_vpc import ClosedVpc, closed_vpc_problems
 from traced_fargate.errors import raise_if_problems
 
 LOADTEST_PATH = "/usr/local/bin/loadtest"
@@ -101,6 +101,7 @@ class LoadClient(Construct):
             e.g. ``/chain``. Default: ``/``.
         """
         super().__init__(scope, construct_id)
+        raise_if_problems(self.node.path, closed_vpc_problems("network", network))
         instance_type = instance_type or ec2.InstanceType.of(
             ec2.InstanceClass.T3, ec2.InstanceSize.MICRO
         )

@@ -332,6 +332,10 @@ def repository_prefix_problems(prop: str, prefix: str) -> list[str]:
     Apps that derive a prefix from their own settings can check it with the same rule
     before they construct a :class:`PullThroughCache`.
     """
+    if not isinstance(prefix, str):
+        return [
+            f"{prop}: {prefix!r} is not a string; allowed: a namespace such as 'dev-ecr-public'"
+        ]
     if prefix == "ROOT":
         return [
             f"{prop}: 'ROOT' makes ECR cache into the whole registry; allowed: "

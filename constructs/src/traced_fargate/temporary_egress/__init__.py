@@ -25,7 +25,7 @@ from constructs import Construct, IDependable
 from traced_fargate._log_encryption import log_encryption_key
 from traced_fargate._nag import nag_resource_text
 from traced_fargate._trust import restrict_trust
-from traced_fargate.closed_vpc import ClosedVpc
+from traced_fargate.closed_vpc import ClosedVpc, closed_vpc_problems
 from traced_fargate.errors import raise_if_problems
 from traced_fargate.temporary_egress._scanners import skip_checkov
 from traced_fargate.temporary_egress.handler.index import contract
@@ -83,7 +83,7 @@ class TemporaryEgress(Construct):
         """
         super().__init__(scope, construct_id)
         total = total_timeout or Duration.minutes(45)
-        problems = []
+        problems = closed_vpc_problems("network", network)
         if not total.is_unresolved() and total.to_seconds() > SERVICE_TIMEOUT.to_seconds():
             problems.append(
                 f"total_timeout: {total.to_seconds()} s is not allowed; at most "
