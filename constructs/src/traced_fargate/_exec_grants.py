@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import jsii
-from aws_cdk import Acknowledgment, Aspects, IAspect, Stack, Validations
+from aws_cdk import Acknowledgment, Aspects, IAspect, Validations
 from aws_cdk import aws_iam as iam
 from constructs import IConstruct
 
+from traced_fargate._nag import actions_on_any, statements_of
 from traced_fargate._nag import nag_text_of_resolved as nag_text
 from traced_fargate.ecs_exec import SSM_MESSAGES_ACTIONS
 
@@ -51,16 +52,8 @@ class _ExecGrantAcknowledgment:
         policy = self._task.task_role.node.try_find_child("DefaultPolicy")
         if not isinstance(policy, iam.Policy):
             return
-        document = Stack.of(node).resolve(policy.document.to_json()) or {}
-        wildcard_actions: set[str] = set()
-        for statement in document.get("Statement", []):
-            resources = statement.get("Resource", [])
-            resources = resources if isinstance(resources, list) else [resources]
-            actions = statement.get("Action", [])
-            actions = actions if isinstance(actions, list) else [actions]
-            if "*" in resources:
-                wildcard_actions.update(actions)
-            elif set(actions) == EXEC_LOG_ACTIONS and len(resources) == 1:
+        for actions, resources in statements_of(policy):
+            if set(actions) == EXEC_LOG_ACTIONS and len(resources) == 1 and "*" not in resources:
                 # The session log group's streams: '<log group ARN>:*'.
                 Validations.of(policy).acknowledge(
                     Acknowledgment(
@@ -70,6 +63,7 @@ class _ExecGrantAcknowledgment:
                         "group's streams only.",
                     )
                 )
+        wildcard_actions = actions_on_any(policy)
         if wildcard_actions and wildcard_actions <= EXEC_WILDCARD_ACTIONS:
             Validations.of(policy).acknowledge(
                 Acknowledgment(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from aws_cdk import Stack
+from aws_cdk import aws_iam as iam
 
 
 def nag_resource_text(stack: Stack, value: str) -> str:
@@ -30,3 +33,20 @@ def nag_text_of_resolved(resolved: object) -> str:
     """:func:`nag_resource_text` of a value already resolved (e.g. a policy's
     ``Resource`` as ``Stack.resolve`` gives it)."""
     return _render(resolved)
+
+
+def statements_of(policy: iam.Policy) -> Iterator[tuple[list[str], list[object]]]:
+    """Each statement of ``policy`` as resolved at synth: (actions, resources), as lists."""
+    document = Stack.of(policy).resolve(policy.document.to_json()) or {}
+    for statement in document.get("Statement", []):
+        actions = statement.get("Action", [])
+        resources = statement.get("Resource", [])
+        yield (
+            actions if isinstance(actions, list) else [actions],
+            resources if isinstance(resources, list) else [resources],
+        )
+
+
+def actions_on_any(policy: iam.Policy) -> set[str]:
+    """The actions ``policy`` allows on ``'*'``: what a wildcard acknowledgment covers."""
+    return {a for actions, resources in statements_of(policy) if "*" in resources for a in actions}

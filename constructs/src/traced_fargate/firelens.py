@@ -30,7 +30,7 @@ from traced_fargate._image_tags import image_reference_problems
 from traced_fargate._props import int_problems, kind_problems, str_problems
 from traced_fargate.errors import InvalidPropsError
 from traced_fargate.extensions import TaskExtension
-from traced_fargate.pull_through_cache import PullThroughCache
+from traced_fargate.pull_through_cache import PullThroughCache, cached_or_public_image
 
 if TYPE_CHECKING:
     from traced_fargate.traced_task_definition import TracedTaskDefinition
@@ -43,7 +43,6 @@ OUTPUT_PLUGIN = "cloudwatch_logs"
 its automatic grants cover only ``cloudwatch``, ``firehose`` and ``kinesis``, and only
 for the router it adds itself."""
 
-PUBLIC_REGISTRY = "public.ecr.aws"
 
 # CloudWatch Logs stream names: 1-512 characters, no ':' and no '*'. The prefix is
 # followed by the FireLens tag (``<container>-firelens-<task id>``).
@@ -143,12 +142,7 @@ class FireLensLogRouter(TaskExtension):
 
     def image(self) -> ecs.ContainerImage:
         """The router image: through the cache if one is given, else from ECR Public."""
-        if self.pull_through_cache is not None:
-            return self.pull_through_cache.container_image(self.UPSTREAM_PATH, self.tag)
-        separator = "@" if self.tag.startswith("sha256:") else ":"
-        return ecs.ContainerImage.from_registry(
-            f"{PUBLIC_REGISTRY}/{self.UPSTREAM_PATH}{separator}{self.tag}"
-        )
+        return cached_or_public_image(self.pull_through_cache, self.UPSTREAM_PATH, self.tag)
 
     def add_to_task(self, task: TracedTaskDefinition) -> None:
         # Added before the app container: with a router in the task, aws-cdk-lib adds

@@ -360,3 +360,18 @@ def _cached_repository_problems(prefix: str, path: str, seen: set[str]) -> list[
             f"allowed: at most {REPOSITORY_NAME_MAX_LENGTH} with the prefix"
         )
     return problems
+
+
+PUBLIC_REGISTRY = "public.ecr.aws"
+
+
+def cached_or_public_image(
+    cache: PullThroughCache | None, upstream_path: str, tag: str
+) -> ecs.ContainerImage:
+    """An ECR Public image through ``cache`` (the way into a closed VPC), or straight from
+    ECR Public when there is no cache (the task then needs a route to the internet)."""
+    if cache is not None:
+        return cache.container_image(upstream_path, tag)
+    return ecs.ContainerImage.from_registry(
+        f"{PUBLIC_REGISTRY}/{upstream_path}{reference_suffix(tag)}"
+    )

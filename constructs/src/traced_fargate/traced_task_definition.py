@@ -22,6 +22,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct, IConstruct
 
 from traced_fargate._log_encryption import log_encryption_key
+from traced_fargate._nag import actions_on_any
 from traced_fargate._task_props import app_size, task_prop_problems
 from traced_fargate._trust import ecs_tasks_principal, restrict_trust
 from traced_fargate.ecs_exec import AGENT_PATHS
@@ -305,14 +306,7 @@ class _RegistryTokenAcknowledgment:
         policy = role.node.try_find_child("DefaultPolicy")
         if not isinstance(policy, iam.Policy):
             return
-        document = Stack.of(node).resolve(policy.document.to_json()) or {}
-        wildcard_actions: set[str] = set()
-        for statement in document.get("Statement", []):
-            resources = statement.get("Resource", [])
-            if "*" in (resources if isinstance(resources, list) else [resources]):
-                actions = statement.get("Action", [])
-                wildcard_actions.update(actions if isinstance(actions, list) else [actions])
-        if wildcard_actions == {"ecr:GetAuthorizationToken"}:
+        if actions_on_any(policy) == {"ecr:GetAuthorizationToken"}:
             Validations.of(role).acknowledge(
                 Acknowledgment(
                     id="AwsSolutions-IAM5[Resource::*]",

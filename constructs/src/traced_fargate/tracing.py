@@ -26,7 +26,7 @@ from traced_fargate._image_tags import image_reference_problems
 from traced_fargate._props import int_problems, kind_problems, str_problems
 from traced_fargate.errors import InvalidPropsError
 from traced_fargate.extensions import TaskExtension
-from traced_fargate.pull_through_cache import PullThroughCache
+from traced_fargate.pull_through_cache import PullThroughCache, cached_or_public_image
 
 if TYPE_CHECKING:
     from traced_fargate.traced_task_definition import TracedTaskDefinition
@@ -46,7 +46,6 @@ XRAY_WRITE_ACTIONS = (
 )
 """What a daemon or collector needs to send segments and use centralized sampling."""
 
-PUBLIC_REGISTRY = "public.ecr.aws"
 
 DEFAULT_ADOT_CONFIG = (Path(__file__).parent / "adot_collector.yaml").read_text()
 """The collector configuration :class:`AdotCollector` runs unless given another."""
@@ -94,12 +93,7 @@ class TracingSidecar(TaskExtension):
 
     def image(self) -> ecs.ContainerImage:
         """The sidecar image: through the cache if one is given, else from ECR Public."""
-        if self.pull_through_cache is not None:
-            return self.pull_through_cache.container_image(self.UPSTREAM_PATH, self.tag)
-        separator = "@" if self.tag.startswith("sha256:") else ":"
-        return ecs.ContainerImage.from_registry(
-            f"{PUBLIC_REGISTRY}/{self.UPSTREAM_PATH}{separator}{self.tag}"
-        )
+        return cached_or_public_image(self.pull_through_cache, self.UPSTREAM_PATH, self.tag)
 
     def problems(self) -> list[str]:
         kind = type(self).__name__

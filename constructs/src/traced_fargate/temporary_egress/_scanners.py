@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import custom_resources as cr
 from constructs import Construct
@@ -13,6 +12,7 @@ from traced_fargate._checkov import (
     skip,
     skip_all,
 )
+from traced_fargate._nag import actions_on_any
 
 # The provider framework's statement for its waiter state machine's logs, on '*': Step
 # Functions' log-delivery actions (none has resource-level permissions) and the two
@@ -36,13 +36,7 @@ _WAITER_LOG_ACTIONS = frozenset(
 def _only_waiter_logging_on_any(policy: iam.Policy) -> bool:
     """Whether every action that ``policy`` allows on ``'*'`` is one of the waiter's
     logging actions, so that a wildcard added for anything else is still reported."""
-    document = Stack.of(policy).resolve(policy.document.to_json()) or {}
-    on_any: set[str] = set()
-    for statement in document.get("Statement", []):
-        resources = statement.get("Resource", [])
-        if "*" in (resources if isinstance(resources, list) else [resources]):
-            actions = statement.get("Action", [])
-            on_any.update(actions if isinstance(actions, list) else [actions])
+    on_any = actions_on_any(policy)
     return bool(on_any) and on_any <= _WAITER_LOG_ACTIONS
 
 
