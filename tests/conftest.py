@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Stack, cx_api
+from aws_cdk import App, Stack, Validations, cx_api
 from aws_cdk.assertions import Template
 
 from stacks.app_builder import build_app
@@ -43,6 +44,30 @@ def bare_app(outdir: str | None = None) -> App:
     """An App as a library consumer has it: none of the project's feature flags, and
     without CloudFormation's synth-time checks (as new_app)."""
     return App(outdir=outdir, builtin_cloud_formation_validation=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExampleApp:
+    """examples/shared_platform, built on a bare App under cdk-nag and synthesized."""
+
+    built: Any
+    assembly: cx_api.CloudAssembly
+    directory: Path
+
+
+@pytest.fixture(scope="session")
+def shared_platform(tmp_path_factory: pytest.TempPathFactory) -> ExampleApp:
+    """The example app, synthesized once per session for every module that reads it."""
+    from cdk_nag import AwsSolutionsChecks
+
+    from examples.shared_platform.app import build
+
+    outdir = tmp_path_factory.mktemp("shared-platform")
+    app = bare_app(str(outdir))
+    built = build(app)
+    # An open finding makes synth raise: reaching the tests means there is none.
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    return ExampleApp(built, app.synth(), outdir)
 
 
 @pytest.fixture(scope="session")

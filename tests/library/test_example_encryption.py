@@ -7,9 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from aws_cdk import App
 
-from examples.shared_platform.app import build
+from tests.conftest import ExampleApp
 from tests.encryption_checks import (
     log_group_problems,
     of_type,
@@ -21,14 +20,9 @@ Templates = dict[str, tuple[dict[str, Any], str | None, str | None]]
 
 
 @pytest.fixture(scope="module")
-def templates(tmp_path_factory: pytest.TempPathFactory) -> Templates:
-    app = App(
-        outdir=str(tmp_path_factory.mktemp("example-encryption")),
-        builtin_cloud_formation_validation=False,
-    )
-    build(app)
+def templates(shared_platform: ExampleApp) -> Templates:
     found: Templates = {}
-    for stack in app.synth().stacks:
+    for stack in shared_platform.assembly.stacks:
         environment = stack.environment
         account = None if environment.account.startswith("unknown") else environment.account
         region = None if environment.region.startswith("unknown") else environment.region

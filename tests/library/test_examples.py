@@ -3,21 +3,19 @@ promises: one cluster and one HTTPS listener shared by two services, a backend r
 Cloud Map that only the frontends may call, and a service in an imported VPC that is
 granted nothing on endpoints the library does not know.
 
-It is built once per module on a bare App (no project feature flags): a consumer's app
+It is built once per session on a bare App (no project feature flags): a consumer's app
 has none of this project's context.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Stack, Validations
-from cdk_nag import AwsSolutionsChecks
+from aws_cdk import Stack
 
 from examples.shared_platform.app import (
     CERTIFICATE_ARN,
@@ -26,8 +24,8 @@ from examples.shared_platform.app import (
     IMPORTED_SUBNET_IDS,
     NAMESPACE,
     SharedPlatform,
-    build,
 )
+from tests.conftest import ExampleApp
 
 APP_PORT = 8080
 WORLD = {"0.0.0.0/0", "::/0"}
@@ -47,19 +45,17 @@ class Synthesized:
 
 
 @pytest.fixture(scope="module")
-def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
-    outdir = tmp_path_factory.mktemp("shared-platform")
-    app = App(outdir=str(outdir), builtin_cloud_formation_validation=False)
-    built = build(app)
-    # An open finding makes synth raise: reaching the tests means there is none.
-    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    assembly = app.synth()
-
+def synthesized(shared_platform: ExampleApp) -> Synthesized:
     def resources(stack_name: str) -> Resources:
-        template = assembly.get_stack_by_name(stack_name).template
+        template = shared_platform.assembly.get_stack_by_name(stack_name).template
         return dict(template["Resources"])
 
-    yield Synthesized(built, resources("Platform"), resources("Imported"), outdir)
+    return Synthesized(
+        shared_platform.built,
+        resources("Platform"),
+        resources("Imported"),
+        shared_platform.directory,
+    )
 
 
 def _templates(synthesized: Synthesized) -> dict[str, dict[str, Any]]:

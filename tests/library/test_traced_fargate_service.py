@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Duration, Environment, Stack, Validations, cx_api
+from aws_cdk import Duration, Environment, Stack, Validations, cx_api
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
@@ -19,6 +19,7 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk.assertions import Annotations, Match, Template
 from cdk_nag import AwsSolutionsChecks
 
+from tests.conftest import bare_app
 from traced_fargate import (
     AlarmTopic,
     ClosedVpc,
@@ -39,10 +40,6 @@ ENV = Environment(account=ACCOUNT, region=REGION)
 APP_IMAGE = "public.ecr.aws/docker/library/python:3.13-slim"
 CERTIFICATE_ARN = f"arn:aws:acm:{REGION}:{ACCOUNT}:certificate/0e4c0d6a-1111-2222-3333-444455556666"
 HEALTH_CHECK = ecs.HealthCheck(command=["CMD", "/app/probe"])
-
-
-def bare_app(outdir: str | None = None) -> App:
-    return App(outdir=outdir, builtin_cloud_formation_validation=False)
 
 
 def _task(stack: Stack, construct_id: str, cache: PullThroughCache | None, **props: Any) -> Any:
