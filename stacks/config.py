@@ -10,6 +10,8 @@ is allowed.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import re
 import types
 import typing
@@ -401,14 +403,16 @@ def load_environments(raw: Any, selected: str | None = None) -> list[Environment
     return [c for c in configs if selected is None or c.name == selected]
 
 
-def tracing_sidecar(tracing: TracingConfig, cache: PullThroughCache) -> TracingSidecar:
+def tracing_sidecar(tracing: TracingConfig, cache: PullThroughCache | None) -> TracingSidecar:
     """The tracing sidecar that ``tracing.mode`` names, at its configured tag."""
     if tracing.mode == "adot-collector":
         return AdotCollector(pull_through_cache=cache, tag=tracing.adot_collector_tag)
     return XRayDaemon(pull_through_cache=cache, tag=tracing.xray_daemon_tag)
 
 
-def log_extensions(env: EnvironmentConfig, cache: PullThroughCache) -> list[FireLensLogRouter]:
+def log_extensions(
+    env: EnvironmentConfig, cache: PullThroughCache | None
+) -> list[FireLensLogRouter]:
     """The task extensions that ``logging`` names: a FireLens log router, or none."""
     if env.logging == "firelens":
         return [FireLensLogRouter(pull_through_cache=cache)]
@@ -418,3 +422,26 @@ def log_extensions(env: EnvironmentConfig, cache: PullThroughCache) -> list[Fire
 def any_exec(env: EnvironmentConfig) -> bool:
     """Whether a service of the environment has ECS Exec on."""
     return env.frontend.enable_exec or env.backend.enable_exec
+
+
+def cached_images(env: EnvironmentConfig) -> list[str]:
+    """The images the environment's tasks pull through the cache, as ``path:tag``."""
+    tracing = tracing_sidecar(env.tracing, None)
+    images = [f"{tracing.UPSTREAM_PATH}:{tracing.tag}"]
+    images += [f"{router.UPSTREAM_PATH}:{router.tag}" for router in log_extensions(env, None)]
+    return sorted(images)
+
+
+def egress_generation(env: EnvironmentConfig) -> str:
+    """``egress.generation`` with a fingerprint of what needs the setup egress again: a new
+    image through the cache (its first pull goes upstream) or a new address layout. A
+    change re-opens the egress, and the same deploy closes it after the services."""
+    fingerprint = json.dumps(
+        {
+            "images": cached_images(env),
+            "vpc_cidr": env.network.vpc_cidr,
+            "azs": env.network.max_azs,
+        },
+        sort_keys=True,
+    )
+    return f"{env.egress.generation}-{hashlib.sha256(fingerprint.encode()).hexdigest()[:8]}"

@@ -8,7 +8,7 @@ from aws_cdk import Stack
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
-from stacks.config import EnvironmentConfig, any_exec, retention
+from stacks.config import EnvironmentConfig, any_exec, egress_generation, retention
 from traced_fargate.closed_vpc import ClosedVpc
 from traced_fargate.temporary_egress import TemporaryEgress
 
@@ -37,5 +37,5 @@ class NetworkStack(Stack):
                 self,
                 "TemporaryEgress",
                 network=self.network,
-                generation=config.egress.generation,
+                generation=egress_generation(config),
             )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import pytest
 from aws_cdk.assertions import Template
 
 from stacks.app_builder import build_app
-from stacks.config import load_environments
+from stacks.config import EnvironmentConfig, egress_generation, load_environments
 from tests.conftest import ENV_NAMES, Synthesized, cdk_json_context, new_app
 
 SERVICE_TIMEOUT = 3600
@@ -138,7 +139,10 @@ def test_teardown_waits_for_the_service_and_the_client_signal(
     for name in ("NatGatewayId", "AllocationId", "InternetGatewayId", "PublicSubnetId"):
         assert name in teardown["Properties"]
     # A reopened egress changes this template, so the same deploy closes it again.
-    assert teardown["Properties"]["Generation"] == "1"
+    network = synthesized.template_json("dev", "Network")["Resources"]
+    (egress,) = [r for r in network.values() if r["Type"] == "Custom::TemporaryEgress"]
+    assert teardown["Properties"]["Generation"] == egress["Properties"]["Generation"]
+    assert teardown["Properties"]["Generation"].startswith("1-")
     assert int(teardown["Properties"]["ServiceTimeout"]) == SERVICE_TIMEOUT
 
 
@@ -200,3 +204,24 @@ def test_service_and_client_wait_for_the_open_egress(synthesized: Synthesized) -
     load_test = synthesized.template("dev", "LoadTest")
     (instance,) = load_test.find_resources("AWS::EC2::Instance").values()
     assert instance["CreationPolicy"]["ResourceSignal"]["Timeout"] == "PT20M"
+
+
+def _generation(environments: list[EnvironmentConfig], **changes: Any) -> str:
+    dev = next(e for e in environments if e.name == "dev")
+    for section, values in changes.items():
+        dev = dataclasses.replace(
+            dev, **{section: dataclasses.replace(getattr(dev, section), **values)}
+        )
+    return egress_generation(dev)
+
+
+def test_a_new_image_through_the_cache_reopens_the_egress_for_its_first_pull(
+    environments: list[EnvironmentConfig],
+) -> None:
+    today = _generation(environments)
+    assert _generation(environments) == today  # the same settings: nothing reopens
+    assert _generation(environments, tracing={"adot_collector_tag": "v0.50.0"}) != today
+    assert _generation(environments, tracing={"mode": "xray-daemon"}) != today
+    assert _generation(environments, egress={"generation": "2"}).startswith("2-")
+    # A setting that needs no new pull keeps the egress closed.
+    assert _generation(environments, frontend={"min_count": 2}) == today

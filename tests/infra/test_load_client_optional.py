@@ -69,7 +69,7 @@ def test_the_egress_still_closes_after_the_service(without_client: Built) -> Non
     template = without_client.template(stage.load_test)
     (teardown,) = template["Resources"].values()
     assert "DependsOn" not in teardown, "no instance to wait for"
-    assert teardown["Properties"]["Generation"] == "1"
+    assert teardown["Properties"]["Generation"].startswith("1-")
     assert template["Description"] == "traced-fargate noclient: closes the setup egress"
 
 
