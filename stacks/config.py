@@ -60,6 +60,9 @@ EgressMode = Literal["temporary", "none"]
 # awslogs: each container straight to its log group. firelens: the app's stdout through
 # an AWS for Fluent Bit log router sidecar (FireLensLogRouter) to the same log group.
 LoggingMode = Literal["awslogs", "firelens"]
+# rolling: ECS rolling updates with the circuit breaker. blue-green: ECS native blue/green
+# on the service's load balancer (so not the backend, which Cloud Map reaches).
+DeploymentMode = Literal["rolling", "blue-green"]
 
 Check = Callable[[Any], str | None]
 """Returns None when the value is acceptable, else a phrase saying what is allowed."""
@@ -146,6 +149,11 @@ class ServiceConfig:
     # True: `aws ecs execute-command` into the app container (sessions KMS-encrypted and
     # logged by the cluster; the network gets the KMS endpoint the SSM agent needs).
     enable_exec: bool = False
+    deployment: DeploymentMode = "rolling"
+    # Blue/green only: how long the old tasks stay after the shift, for an instant rollback.
+    bake_time_minutes: int = field(
+        default=5, metadata=_check(_int_between(*rules.BAKE_TIME_MINUTES))
+    )
 
 
 @dataclass(frozen=True)
@@ -310,6 +318,11 @@ def _cross_checks(env: EnvironmentConfig, where: str, problems_so_far: list[str]
     tracing = None if mode_invalid else env.tracing
     problems = _service_problems(env.frontend, tracing, f"{where}.frontend")
     problems += _service_problems(env.backend, tracing, f"{where}.backend")
+    if env.backend.deployment == "blue-green":
+        problems.append(
+            f"{where}.backend.deployment: 'blue-green' is not allowed; the backend has no "
+            "load balancer to shift traffic on (Cloud Map reaches it), so only 'rolling'"
+        )
     problems += rules.endpoint_azs_problems(
         f"{where}.network.endpoint_azs", env.network.endpoint_azs, env.network.max_azs
     )

@@ -27,6 +27,7 @@ from stacks.config import (
 from traced_fargate.alarm_topic import AlarmTopic
 from traced_fargate.app_image_repository import AppImageRepository
 from traced_fargate.closed_vpc import ClosedVpc
+from traced_fargate.deployment import BlueGreenDeployment, Deployment, RollingDeployment
 from traced_fargate.ecs_exec import ExecuteCommandSessions
 from traced_fargate.ingress import ServiceDiscovery
 from traced_fargate.pull_through_cache import PullThroughCache
@@ -157,6 +158,7 @@ class ServiceStack(Stack):
             requests_per_target=svc.requests_per_target,
             alarm_topic=topic,
             enable_exec=svc.enable_exec,
+            deployment=_deployment(svc),
         )
 
     def _app_image(self, svc: ServiceConfig) -> ecs.ContainerImage:
@@ -202,3 +204,9 @@ class ServiceStack(Stack):
             sort_keys=True,
         )
         return hashlib.sha256(described.encode()).hexdigest()[:16]
+
+
+def _deployment(svc: ServiceConfig) -> Deployment:
+    if svc.deployment == "blue-green":
+        return BlueGreenDeployment(bake_time=Duration.minutes(svc.bake_time_minutes))
+    return RollingDeployment()

@@ -17,12 +17,14 @@ if TYPE_CHECKING:
     from traced_fargate.alarm_topic import AlarmTopic
     from traced_fargate.app_image_repository import AppImageRepository
     from traced_fargate.closed_vpc import ClosedVpc
+    from traced_fargate.deployment import BlueGreenDeployment, RollingDeployment
     from traced_fargate.ecs_exec import ExecuteCommandSessions
     from traced_fargate.extensions import TaskExtension
     from traced_fargate.firelens import FireLensLogRouter
     from traced_fargate.ingress import NewLoadBalancer, ServiceDiscovery, SharedListener
     from traced_fargate.internal_load_balancer import InternalLoadBalancer
     from traced_fargate.load_client import LoadClient
+    from traced_fargate.production_listener_rule import ProductionListenerRule
     from traced_fargate.pull_through_cache import PullThroughCache
     from traced_fargate.service_alarms import ServiceAlarms
     from traced_fargate.service_scaling import ServiceScaling
@@ -35,13 +37,16 @@ _MODULES = {
     "AdotCollector": "traced_fargate.tracing",
     "AlarmTopic": "traced_fargate.alarm_topic",
     "AppImageRepository": "traced_fargate.app_image_repository",
+    "BlueGreenDeployment": "traced_fargate.deployment",
     "ClosedVpc": "traced_fargate.closed_vpc",
     "ExecuteCommandSessions": "traced_fargate.ecs_exec",
     "FireLensLogRouter": "traced_fargate.firelens",
     "InternalLoadBalancer": "traced_fargate.internal_load_balancer",
     "LoadClient": "traced_fargate.load_client",
     "NewLoadBalancer": "traced_fargate.ingress",
+    "ProductionListenerRule": "traced_fargate.production_listener_rule",
     "PullThroughCache": "traced_fargate.pull_through_cache",
+    "RollingDeployment": "traced_fargate.deployment",
     "ServiceAlarms": "traced_fargate.service_alarms",
     "ServiceDiscovery": "traced_fargate.ingress",
     "ServiceScaling": "traced_fargate.service_scaling",
@@ -58,6 +63,7 @@ __all__ = [
     "AdotCollector",
     "AlarmTopic",
     "AppImageRepository",
+    "BlueGreenDeployment",
     "ClosedVpc",
     "ExecuteCommandSessions",
     "FireLensLogRouter",
@@ -65,7 +71,9 @@ __all__ = [
     "InvalidPropsError",
     "LoadClient",
     "NewLoadBalancer",
+    "ProductionListenerRule",
     "PullThroughCache",
+    "RollingDeployment",
     "ServiceAlarms",
     "ServiceDiscovery",
     "ServiceScaling",

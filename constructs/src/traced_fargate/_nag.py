@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 from aws_cdk import Stack
@@ -12,7 +13,8 @@ def nag_resource_text(stack: Stack, value: str) -> str:
     """The text cdk-nag prints for ``value`` in an ``IAM5[Resource::...]`` finding id.
 
     Pseudo parameters render as ``<AWS::Name>``, attributes as ``<LogicalId.Attribute>``;
-    literal parts stay as they are.
+    literal parts stay as they are; other intrinsic functions (``Fn::Select``, ...) as
+    their JSON, the way cdk-nag writes them.
     """
     return _render(stack.resolve(value))
 
@@ -26,7 +28,9 @@ def _render(resolved: object) -> str:
     if "Fn::GetAtt" in resolved:
         logical_id, attribute = resolved["Fn::GetAtt"]
         return f"<{logical_id}.{attribute}>"
-    return "".join(_render(part) for part in resolved["Fn::Join"][1])
+    if "Fn::Join" in resolved:
+        return "".join(_render(part) for part in resolved["Fn::Join"][1])
+    return json.dumps(resolved, separators=(",", ":"))
 
 
 def nag_text_of_resolved(resolved: object) -> str:

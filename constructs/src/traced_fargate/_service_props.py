@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_servicediscovery as servicediscovery
+
 from traced_fargate._exec_grants import EXEC_ENDPOINTS
 from traced_fargate._props import bool_problems, has_attributes, kind_problems, str_problems
 from traced_fargate._vpc import vpc_problems
 from traced_fargate.closed_vpc import ClosedVpc
+from traced_fargate.deployment import deployment_problems
+from traced_fargate.errors import raise_if_problems
 from traced_fargate.ingress import NewLoadBalancer, ServiceDiscovery, SharedListener
 from traced_fargate.service_scaling import (
     arm64_spot_problems,
@@ -32,6 +37,7 @@ def service_prop_problems(
     cpu_target_percent: object,
     requests_per_target: object,
     enable_exec: object,
+    deployment: object,
 ) -> list[str]:
     problems = kind_problems(
         "task_definition",
@@ -66,6 +72,9 @@ def service_prop_problems(
         problems += arm64_spot_problems(spot_weight)
     problems += target_problems(cpu_target_percent, requests_per_target)
     problems += bool_problems("enable_exec", enable_exec)
+    problems += deployment_problems(
+        deployment, behind_load_balancer=not isinstance(ingress, ServiceDiscovery)
+    )
     if enable_exec is True and cluster is not None and hasattr(cluster, "cluster_name"):
         configuration = getattr(cluster, "execute_command_configuration", None)
         if (
@@ -89,3 +98,23 @@ def service_prop_problems(
             if name not in vpc.interface_endpoints
         ]
     return problems
+
+
+def service_namespace(
+    path: str, ingress: object, cluster: ecs.ICluster
+) -> servicediscovery.INamespace | None:
+    """The Cloud Map namespace of a :class:`ServiceDiscovery` ingress (its own, else the
+    cluster's default); None for the other ingresses."""
+    if not isinstance(ingress, ServiceDiscovery):
+        return None
+    namespace = ingress.namespace or cluster.default_cloud_map_namespace
+    if namespace is None:
+        raise_if_problems(
+            path,
+            [
+                "ingress.namespace: none given and the cluster has no default Cloud Map "
+                "namespace; pass a PrivateDnsNamespace or call "
+                "cluster.add_default_cloud_map_namespace(name=..., vpc=...)"
+            ],
+        )
+    return namespace

@@ -16,6 +16,7 @@ from traced_fargate.closed_vpc import (
     endpoint_azs_problems,
     max_azs_problems,
 )
+from traced_fargate.deployment import BAKE_TIME_MINUTES
 from traced_fargate.fargate_sizes import FARGATE_SIZES, fargate_size_problem
 from traced_fargate.pull_through_cache import repository_prefix_problems
 from traced_fargate.service_scaling import (
@@ -32,6 +33,7 @@ DEFAULT_XRAY_DAEMON_TAG = XRayDaemon.DEFAULT_TAG
 DEFAULT_ADOT_COLLECTOR_TAG = AdotCollector.DEFAULT_TAG
 
 __all__ = [
+    "BAKE_TIME_MINUTES",
     "CIDR_PREFIX_LENGTHS",
     "CPU_TARGET_PERCENT",
     "DEFAULT_ADOT_COLLECTOR_TAG",

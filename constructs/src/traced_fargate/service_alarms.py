@@ -26,6 +26,9 @@ class ServiceAlarms(Construct):
     - ``UnhealthyHostsAlarm``: a task failing the target group's health check for 3
       minutes (with a target group).
 
+    With an alternate target group (blue/green), the target-group alarms watch both: the
+    5xx count summed, the unhealthy count of the worse one.
+
     Children (construct ids are stable): the alarms above, and ``Topic`` (an
     :class:`~traced_fargate.AlarmTopic`) when no topic is given.
     """
@@ -37,11 +40,14 @@ class ServiceAlarms(Construct):
         *,
         service: ecs.BaseService,
         target_group: elbv2.ApplicationTargetGroup | None = None,
+        alternate_target_group: elbv2.ApplicationTargetGroup | None = None,
         alarm_topic: sns.ITopic | None = None,
     ) -> None:
         """
         :param service: the service watched.
         :param target_group: its target group behind an ALB. Default: none, CPU only.
+        :param alternate_target_group: the second target group of a blue/green service,
+            with ``target_group``. Default: none.
         :param alarm_topic: where the alarms notify. Its policy must let
             ``cloudwatch.amazonaws.com`` publish (an :class:`~traced_fargate.AlarmTopic`
             does). Default: a new AlarmTopic; subscribe to ``topic``.
@@ -55,6 +61,11 @@ class ServiceAlarms(Construct):
                 has_attributes("topic_arn"),
                 "an sns.ITopic",
                 optional=True,
+            )
+            + (
+                ["alternate_target_group: given without target_group"]
+                if alternate_target_group is not None and target_group is None
+                else []
             ),
         )
         self.topic: sns.ITopic = alarm_topic or AlarmTopic(self, "Topic").topic
@@ -75,15 +86,22 @@ class ServiceAlarms(Construct):
         ]
         """Every alarm, CPU first."""
         if target_group is not None:
+            groups = [target_group, *([alternate_target_group] if alternate_target_group else [])]
             self.alarms += [
                 cloudwatch.Alarm(
                     self,
                     "Target5xxAlarm",
                     alarm_description="The app answered with 5xx errors",
-                    metric=target_group.metrics.http_code_target(
-                        elbv2.HttpCodeTarget.TARGET_5XX_COUNT,
-                        period=Duration.minutes(5),
-                        statistic="Sum",
+                    metric=_combined(
+                        "+",
+                        [
+                            g.metrics.http_code_target(
+                                elbv2.HttpCodeTarget.TARGET_5XX_COUNT,
+                                period=Duration.minutes(5),
+                                statistic="Sum",
+                            )
+                            for g in groups
+                        ],
                     ),
                     threshold=5,
                     evaluation_periods=1,
@@ -94,8 +112,14 @@ class ServiceAlarms(Construct):
                     self,
                     "UnhealthyHostsAlarm",
                     alarm_description="Tasks fail the load balancer's health check",
-                    metric=target_group.metrics.unhealthy_host_count(
-                        period=Duration.minutes(1), statistic="Maximum"
+                    metric=_combined(
+                        "MAX",
+                        [
+                            g.metrics.unhealthy_host_count(
+                                period=Duration.minutes(1), statistic="Maximum"
+                            )
+                            for g in groups
+                        ],
                     ),
                     threshold=1,
                     evaluation_periods=3,
@@ -107,3 +131,14 @@ class ServiceAlarms(Construct):
         for alarm in self.alarms:
             alarm.add_alarm_action(action)
             alarm.add_ok_action(action)
+
+
+def _combined(how: str, metrics: list[cloudwatch.IMetric]) -> cloudwatch.IMetric:
+    """The one metric, or the metrics summed (``+``) or their maximum (``MAX``), a missing
+    point counting as 0: the idle target group of a blue/green service reports nothing."""
+    if len(metrics) == 1:
+        return metrics[0]
+    names = {f"m{i}": m for i, m in enumerate(metrics)}
+    filled = [f"FILL({name}, 0)" for name in names]
+    expression = " + ".join(filled) if how == "+" else f"MAX([{', '.join(filled)}])"
+    return cloudwatch.MathExpression(expression=expression, using_metrics=names)

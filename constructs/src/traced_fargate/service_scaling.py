@@ -63,6 +63,22 @@ def capacity_problems(
     return problems
 
 
+def capacity_strategies(
+    fargate_base: int, fargate_weight: int, spot_weight: int
+) -> list[ecs.CapacityProviderStrategy]:
+    """FARGATE with its base and weight, and FARGATE_SPOT when ``spot_weight`` is not 0."""
+    strategies = [
+        ecs.CapacityProviderStrategy(
+            capacity_provider="FARGATE", base=fargate_base, weight=fargate_weight
+        )
+    ]
+    if spot_weight:
+        strategies.append(
+            ecs.CapacityProviderStrategy(capacity_provider="FARGATE_SPOT", weight=spot_weight)
+        )
+    return strategies
+
+
 def arm64_spot_problems(spot_weight: object, *, prefix: str = "") -> list[str]:
     """Problems of Spot capacity for an ARM64 task: FARGATE_SPOT runs no ARM64 tasks."""
     if isinstance(spot_weight, int) and spot_weight > 0:

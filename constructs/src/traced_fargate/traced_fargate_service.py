@@ -12,22 +12,22 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from traced_fargate._exec_grants import prepare_exec
+from traced_fargate._load_balancer_routing import Routing, route_through_load_balancer
 from traced_fargate._security_groups import keep_closed
-from traced_fargate._service_props import service_prop_problems
+from traced_fargate._service_props import service_namespace, service_prop_problems
 from traced_fargate._vpc import resolve_vpc
 from traced_fargate.closed_vpc import ClosedVpc
+from traced_fargate.deployment import BlueGreenDeployment, Deployment, RollingDeployment
 from traced_fargate.ecs_exec import ExecuteCommandSessions
 from traced_fargate.errors import raise_if_problems
 from traced_fargate.ingress import Ingress, NewLoadBalancer, ServiceDiscovery, SharedListener
 from traced_fargate.internal_load_balancer import InternalLoadBalancer
+from traced_fargate.production_listener_rule import ProductionListenerRule
 from traced_fargate.service_alarms import ServiceAlarms
-from traced_fargate.service_scaling import (
-    ServiceScaling,
-)
-from traced_fargate.traced_task_definition import APP_CONTAINER_NAME, TracedTaskDefinition
+from traced_fargate.service_scaling import ServiceScaling, capacity_strategies
+from traced_fargate.traced_task_definition import TracedTaskDefinition
 
 HEALTH_CHECK_PATH = "/healthz"
-DEREGISTRATION_DELAY = Duration.seconds(20)
 
 
 @jsii.implements(ec2.IConnectable)
@@ -77,6 +77,7 @@ class TracedFargateService(Construct):
         requests_per_target: int = 500,
         alarm_topic: sns.ITopic | None = None,
         enable_exec: bool = False,
+        deployment: Deployment | None = None,
     ) -> None:
         """
         :param task_definition: the task the service runs.
@@ -119,9 +120,15 @@ class TracedFargateService(Construct):
             endpoint (one of its defaults) and KMS, whose endpoint you add
             (``additional_interface_endpoints``); a ClosedVpc without either is a prop
             error. Default: False.
+        :param deployment: :class:`~traced_fargate.RollingDeployment` or
+            :class:`~traced_fargate.BlueGreenDeployment` (behind a load balancer only; its
+            production rule is a :class:`~traced_fargate.ProductionListenerRule`, and
+            scaling tracks CPU only; see :mod:`traced_fargate.deployment`). Default:
+            ``RollingDeployment()``.
         """
         super().__init__(scope, construct_id)
         ingress = NewLoadBalancer() if ingress is None else ingress
+        deployment = RollingDeployment() if deployment is None else deployment
         raise_if_problems(
             self.node.path,
             service_prop_problems(
@@ -139,6 +146,7 @@ class TracedFargateService(Construct):
                 cpu_target_percent=cpu_target_percent,
                 requests_per_target=requests_per_target,
                 enable_exec=enable_exec,
+                deployment=deployment,
             ),
         )
         network = resolve_vpc(vpc, vpc_subnets)
@@ -149,7 +157,7 @@ class TracedFargateService(Construct):
 
         self.cluster: ecs.ICluster = cluster or self._default_cluster(network.vpc, enable_exec)
         """The cluster the service runs in."""
-        namespace = self._namespace(ingress)
+        namespace = service_namespace(self.node.path, ingress, self.cluster)
 
         self.security_group = ec2.SecurityGroup(
             self,
@@ -167,15 +175,7 @@ class TracedFargateService(Construct):
         )
 
         behind_load_balancer = not isinstance(ingress, ServiceDiscovery)
-        strategies = [
-            ecs.CapacityProviderStrategy(
-                capacity_provider="FARGATE", base=fargate_base, weight=fargate_weight
-            )
-        ]
-        if spot_weight:
-            strategies.append(
-                ecs.CapacityProviderStrategy(capacity_provider="FARGATE_SPOT", weight=spot_weight)
-            )
+        blue_green = isinstance(deployment, BlueGreenDeployment)
         self.service = ecs.FargateService(
             self,
             "Service",
@@ -185,8 +185,12 @@ class TracedFargateService(Construct):
             vpc_subnets=network.subnets,
             security_groups=[self.security_group],
             assign_public_ip=False,
-            capacity_provider_strategies=strategies,
+            capacity_provider_strategies=capacity_strategies(
+                fargate_base, fargate_weight, spot_weight
+            ),
             circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
+            deployment_strategy=ecs.DeploymentStrategy.BLUE_GREEN if blue_green else None,
+            bake_time=deployment.bake_time if isinstance(deployment, BlueGreenDeployment) else None,
             min_healthy_percent=100,
             max_healthy_percent=200,
             health_check_grace_period=(
@@ -217,41 +221,38 @@ class TracedFargateService(Construct):
         if isinstance(self.cluster, ecs.Cluster):
             self.service.node.add_dependency(self.cluster)
 
-        self.load_balancer: InternalLoadBalancer | None = None
-        """The load balancer created for this service (:class:`NewLoadBalancer`)."""
-        self.listener: elbv2.IApplicationListener | None = None
-        """The listener that forwards to the service; None with :class:`ServiceDiscovery`."""
-        self.target_group: elbv2.ApplicationTargetGroup | None = None
-        """The service's target group; None with :class:`ServiceDiscovery`."""
-        self._discovery_host: str | None = None
-        if isinstance(ingress, NewLoadBalancer):
-            self.target_group = self._target_group(network.vpc, health_check_path)
-            self.load_balancer = InternalLoadBalancer(
+        routing = (
+            route_through_load_balancer(
                 self,
-                "LoadBalancer",
+                service=self.service,
+                ingress=ingress,
                 vpc=vpc,
                 vpc_subnets=vpc_subnets,
-                certificate=ingress.certificate,
-                ssl_policy=ingress.ssl_policy,
-                access_logs=ingress.access_logs,
-                access_logs_bucket=ingress.access_logs_bucket,
-                idle_timeout=ingress.idle_timeout,
-                removal_policy=ingress.removal_policy,
-                default_action=elbv2.ListenerAction.forward([self.target_group]),
+                network_vpc=network.vpc,
+                port=task_definition.app_port,
+                health_check_path=health_check_path,
+                blue_green=blue_green,
+                log_encryption_key=task_definition.log_encryption_key,
             )
-            self.listener = self.load_balancer.listener
-        elif isinstance(ingress, SharedListener):
-            self.target_group = self._target_group(network.vpc, health_check_path)
-            self.listener = ingress.listener
-            elbv2.ApplicationListenerRule(
-                self,
-                "ListenerRule",
-                listener=ingress.listener,
-                priority=ingress.priority,
-                conditions=list(ingress.conditions),
-                target_groups=[self.target_group],
-            )
-        else:
+            if isinstance(ingress, NewLoadBalancer | SharedListener)
+            else Routing()
+        )
+        self.load_balancer: InternalLoadBalancer | None = routing.load_balancer
+        """The load balancer created for this service (:class:`NewLoadBalancer`)."""
+        self.listener: elbv2.IApplicationListener | None = routing.listener
+        """The listener that forwards to the service; None with :class:`ServiceDiscovery`."""
+        self.target_group: elbv2.ApplicationTargetGroup | None = routing.target_group
+        """The service's target group; None with :class:`ServiceDiscovery`. With
+        :class:`BlueGreenDeployment`, the one the first tasks register in."""
+        self.alternate_target_group: elbv2.ApplicationTargetGroup | None = (
+            routing.alternate_target_group
+        )
+        """The target group each blue/green deployment's new tasks register in (the two
+        alternate); None without :class:`BlueGreenDeployment`."""
+        self.production_rule: ProductionListenerRule | None = routing.production_rule
+        """The rule ECS shifts traffic on; None without :class:`BlueGreenDeployment`."""
+        self._discovery_host: str | None = None
+        if isinstance(ingress, ServiceDiscovery):
             assert namespace is not None
             self._discovery_host = f"{ingress.name}.{namespace.namespace_name}"
             if not task_definition.has_app_health_check:
@@ -269,7 +270,8 @@ class TracedFargateService(Construct):
             min_count=min_count,
             max_count=max_count,
             cpu_target_percent=cpu_target_percent,
-            target_group=self.target_group,
+            # The per-target request metric is per target group; blue/green alternates them.
+            target_group=None if blue_green else self.target_group,
             requests_per_target=requests_per_target,
         )
         """Auto scaling of the task count."""
@@ -278,6 +280,7 @@ class TracedFargateService(Construct):
             "Alarms",
             service=self.service,
             target_group=self.target_group,
+            alternate_target_group=self.alternate_target_group,
             alarm_topic=alarm_topic,
         )
         """The service's alarms and the topic they notify."""
@@ -344,46 +347,4 @@ class TracedFargateService(Construct):
             execute_command_configuration=(
                 self.exec_sessions.configuration if self.exec_sessions else None
             ),
-        )
-
-    def _namespace(self, ingress: Ingress) -> servicediscovery.INamespace | None:
-        if not isinstance(ingress, ServiceDiscovery):
-            return None
-        namespace = ingress.namespace or self.cluster.default_cloud_map_namespace
-        if namespace is None:
-            raise_if_problems(
-                self.node.path,
-                [
-                    "ingress.namespace: none given and the cluster has no default Cloud Map "
-                    "namespace; pass a PrivateDnsNamespace or call "
-                    "cluster.add_default_cloud_map_namespace(name=..., vpc=...)"
-                ],
-            )
-        return namespace
-
-    def _target_group(self, vpc: ec2.IVpc, health_check_path: str) -> elbv2.ApplicationTargetGroup:
-        app_port = self.task_definition.app_port
-        return elbv2.ApplicationTargetGroup(
-            self,
-            "TargetGroup",
-            vpc=vpc,
-            port=app_port,
-            protocol=elbv2.ApplicationProtocol.HTTP,
-            target_type=elbv2.TargetType.IP,
-            targets=[
-                self.service.load_balancer_target(
-                    container_name=APP_CONTAINER_NAME, container_port=app_port
-                )
-            ],
-            health_check=elbv2.HealthCheck(
-                path=health_check_path,
-                healthy_http_codes="200",
-                interval=Duration.seconds(15),
-                timeout=Duration.seconds(5),
-                healthy_threshold_count=2,
-                unhealthy_threshold_count=3,
-            ),
-            # ECS stops a task only once its target is deregistered: in-flight requests
-            # get this long to finish, and the app its stop timeout after that.
-            deregistration_delay=DEREGISTRATION_DELAY,
         )

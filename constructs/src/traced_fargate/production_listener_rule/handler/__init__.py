@@ -1,0 +1,26 @@
+"""The function behind ``Custom::ProductionListenerRule``; this folder is its code.
+
+Lambda runs ``index.on_event`` (the package ``index`` here) behind
+``aws_cdk.custom_resources.Provider``. Every request finishes in one call.
+
+The rule is an ALB listener rule that ECS blue/green deployments shift traffic on: ECS
+rewrites its forward action (the weights of the two target groups) on every deployment.
+CloudFormation must never write that action back, which it would do with an
+``AWS::ElasticLoadBalancingV2::ListenerRule`` whenever the rule's properties change
+(aws-cdk#36649): traffic would go back to the target group the template names, whose tasks
+ECS may have stopped. Here CloudFormation owns the listener, priority and conditions; the
+action is written once, at create, and carried over from the live rule after that.
+
+    =======  ===========================================================================
+    request  what happens
+    =======  ===========================================================================
+    Create   CreateRule: the conditions, forwarding to the first target group (weight
+             100) and the second (weight 0); physical id: the rule's ARN
+    Update   same listener: ModifyRule with the new conditions, the live action kept (or,
+             when the target groups were replaced, the live weights carried to the new
+             ones, first to first), SetRulePriorities if the priority changed.
+             Another listener: CreateRule there with the live action carried over; a new
+             physical id, so CloudFormation deletes the old rule afterwards
+    Delete   DeleteRule; a rule already gone, or a Create that never made one, is fine
+    =======  ===========================================================================
+"""
