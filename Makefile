@@ -96,9 +96,11 @@ checkov: unit-cdk $(CHECKOV_STAMP) ## checkov over the test assembly's templates
 
 # The static checks run beside pytest, and the two template scanners beside each other:
 # each is one process, so on two cores the gate takes about as long as pytest alone.
+# The CDK tests, the longest step that the scanners wait for, are named first so that they
+# start at once; the static checks take the slot the runtime tests free.
 # Each step's output is printed whole when it ends (--output-sync).
 test: setup ## the whole gate: ruff, mypy, API docs, pytest, cfn-lint, checkov
-	$(MAKE) --no-print-directory -j2 --output-sync=target static unit-runtime scans
+	$(MAKE) --no-print-directory -j2 --output-sync=target scans unit-runtime static
 
 static: lint typecheck docs-check
 

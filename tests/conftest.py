@@ -117,6 +117,43 @@ def synthesized(environments: list[EnvironmentConfig]) -> Iterator[Synthesized]:
         yield Synthesized(stages, app.synth())
 
 
+@dataclasses.dataclass(frozen=True)
+class OptInVariant:
+    """dev with the opt-ins cdk.json leaves off: logging firelens, ECS Exec on the frontend
+    only, the frontend on blue/green deployments. Synthesized once per session under the
+    app's cdk-nag checks; its Service template joins the test assembly, so cfn-lint and
+    checkov scan it too."""
+
+    config: EnvironmentConfig
+    stage: TracedFargateStage
+    service: dict[str, Any]
+    registry: dict[str, Any]
+
+
+@pytest.fixture(scope="session")
+def opt_in_variant(environments: list[EnvironmentConfig], synthesized: Synthesized) -> OptInVariant:
+    # After `synthesized`, which empties CDK_TEST_OUTDIR first.
+    dev = next(e for e in environments if e.name == "dev")
+    config = dataclasses.replace(
+        dev,
+        logging="firelens",
+        frontend=dataclasses.replace(dev.frontend, deployment="blue-green", bake_time_minutes=3),
+        backend=dataclasses.replace(dev.backend, enable_exec=False),
+    )
+    app = new_app()
+    (stage,) = build_app(app, [config])
+    # Raises on any unacknowledged cdk-nag finding.
+    stage_assembly = app.synth().get_nested_assembly(f"assembly-{stage.stage_name}")
+    service = stage_assembly.get_stack_artifact(stage.service.artifact_id).template
+    registry = stage_assembly.get_stack_artifact(stage.registry.artifact_id).template
+    outdir = os.environ.get("CDK_TEST_OUTDIR")
+    if outdir:
+        target = Path(outdir) / "assembly-variant-opt-in"
+        target.mkdir(parents=True, exist_ok=True)
+        (target / "Service.template.json").write_text(json.dumps(service))
+    return OptInVariant(config, stage, service, registry)
+
+
 ENV_NAMES = ["dev", "prod"]
 STACK_IDS = ["Network", "Registry", "Service", "LoadTest", "TraceCheck"]
 

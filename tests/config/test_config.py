@@ -98,6 +98,23 @@ def test_defaults_fill_omitted_sections(raw: dict[str, Any]) -> None:
             "dev.frontend.spot_weight: 1 places ARM64 task",
         ),
         (("backend", "tracing_sdk"), "zipkin", "dev.backend.tracing_sdk: 'zipkin' is not allowed"),
+        (
+            ("frontend", "deployment"),
+            "canary",
+            "dev.frontend.deployment: 'canary' is not allowed; expected one of \"rolling\", "
+            '"blue-green"',
+        ),
+        (
+            ("frontend", "bake_time_minutes"),
+            1441,
+            "dev.frontend.bake_time_minutes: 1441 is not allowed; expected an integer from 0 to "
+            "1440",
+        ),
+        (
+            ("backend", "deployment"),
+            "blue-green",
+            "dev.backend.deployment: 'blue-green' is not allowed; the backend has no load balancer",
+        ),
         (("registry", "pull_through_cache_prefix"), "Ab", "pull_through_cache_prefix: 'Ab' is no"),
         (("load_client", "instance_type"), "big", "dev.load_client.instance_type: 'big' is no"),
     ],

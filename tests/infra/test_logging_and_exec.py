@@ -1,27 +1,24 @@
 """`logging: firelens` and `<service>.enable_exec` as the app composes them.
 
-cdk.json's environments log through awslogs, so FireLens is checked on a variant of dev
-(logging firelens; exec on the frontend only), synthesized once for the module with the
-app's cdk-nag checks, and its Service template is added to the test assembly so that
-cfn-lint and checkov scan it too. ECS Exec as dev has it comes from the session's synth.
+cdk.json's environments log through awslogs, so FireLens is checked on the session's
+opt-in variant of dev (``opt_in_variant`` in conftest: logging firelens, exec on the
+frontend only), which cfn-lint and checkov scan too. ECS Exec as dev has it comes from the
+session's synth.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aws_cdk import Stack
 from aws_cdk.assertions import Template
 
-from stacks.app_builder import build_app
 from stacks.config import EnvironmentConfig
 from stacks.service_stack import ServiceStack
-from tests.conftest import Synthesized, new_app
+from tests.conftest import OptInVariant, Synthesized
 from tests.encryption_checks import log_group_problems
 from traced_fargate.ecs_exec import AGENT_PATHS
 from traced_fargate.firelens import FireLensLogRouter
@@ -51,27 +48,13 @@ class Variant:
 
 
 @pytest.fixture(scope="module")
-def variant(environments: list[EnvironmentConfig], synthesized: Synthesized) -> Variant:
-    dev = next(e for e in environments if e.name == "dev")
-    config = dataclasses.replace(
-        dev,
-        logging="firelens",
-        backend=dataclasses.replace(dev.backend, enable_exec=False),
+def variant(opt_in_variant: OptInVariant) -> Variant:
+    return Variant(
+        config=opt_in_variant.config,
+        stack=opt_in_variant.stage.service,
+        template=opt_in_variant.service,
+        registry=opt_in_variant.registry,
     )
-    app = new_app()
-    (stage,) = build_app(app, [config])
-    # Raises on any unacknowledged cdk-nag finding.
-    assembly = app.synth()
-    stage_assembly = assembly.get_nested_assembly(f"assembly-{stage.stage_name}")
-    service = stage_assembly.get_stack_artifact(stage.service.artifact_id).template
-    registry = stage_assembly.get_stack_artifact(stage.registry.artifact_id).template
-    outdir = os.environ.get("CDK_TEST_OUTDIR")
-    if outdir:
-        # Scanned by cfn-lint and checkov with the session's assembly.
-        target = Path(outdir) / "assembly-variant-firelens"
-        target.mkdir(parents=True, exist_ok=True)
-        (target / "Service.template.json").write_text(json.dumps(service))
-    return Variant(config=config, stack=stage.service, template=service, registry=registry)
 
 
 @pytest.fixture(params=["frontend", "backend"])
@@ -154,8 +137,9 @@ def test_exec_volumes_only_where_exec_is_on(variant: Variant, role: str) -> None
 def test_every_log_group_is_encrypted_with_retention(variant: Variant) -> None:
     assert log_group_problems(variant.template["Resources"]) == []
     groups = Template.from_json(variant.template).find_resources("AWS::Logs::LogGroup")
-    # app, tracing and router per service, and the exec session log.
-    assert len(groups) == 7
+    # app, tracing and router per service, the exec session log, and the function of the
+    # frontend's blue/green production rule.
+    assert len(groups) == 8
 
 
 def test_the_registry_owns_the_fluent_bit_cache_repository(synthesized: Synthesized) -> None:

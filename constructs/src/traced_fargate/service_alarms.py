@@ -102,6 +102,7 @@ class ServiceAlarms(Construct):
                             )
                             for g in groups
                         ],
+                        Duration.minutes(5),
                     ),
                     threshold=5,
                     evaluation_periods=1,
@@ -120,6 +121,7 @@ class ServiceAlarms(Construct):
                             )
                             for g in groups
                         ],
+                        Duration.minutes(1),
                     ),
                     threshold=1,
                     evaluation_periods=3,
@@ -133,7 +135,7 @@ class ServiceAlarms(Construct):
             alarm.add_ok_action(action)
 
 
-def _combined(how: str, metrics: list[cloudwatch.IMetric]) -> cloudwatch.IMetric:
+def _combined(how: str, metrics: list[cloudwatch.IMetric], period: Duration) -> cloudwatch.IMetric:
     """The one metric, or the metrics summed (``+``) or their maximum (``MAX``), a missing
     point counting as 0: the idle target group of a blue/green service reports nothing."""
     if len(metrics) == 1:
@@ -141,4 +143,4 @@ def _combined(how: str, metrics: list[cloudwatch.IMetric]) -> cloudwatch.IMetric
     names = {f"m{i}": m for i, m in enumerate(metrics)}
     filled = [f"FILL({name}, 0)" for name in names]
     expression = " + ".join(filled) if how == "+" else f"MAX([{', '.join(filled)}])"
-    return cloudwatch.MathExpression(expression=expression, using_metrics=names)
+    return cloudwatch.MathExpression(expression=expression, using_metrics=names, period=period)

@@ -106,9 +106,12 @@ def initial_actions(spec: RuleSpec) -> list[dict[str, Any]]:
 def carried_actions(
     live: Sequence[Mapping[str, Any]], old_groups: Sequence[str], new_groups: Sequence[str]
 ) -> list[dict[str, Any]]:
-    """The live actions, each old target group replaced by the new one in its place (first
-    by first), weights unchanged. Target groups that are neither stay as they are."""
-    renamed = dict(zip(old_groups, new_groups, strict=True))
+    """The live actions, each old target group that is gone replaced by the new one in its
+    place (first by first), weights unchanged. A group still named (the same two in another
+    order, say) and groups that are neither stay as they are."""
+    renamed = {
+        old: new for old, new in zip(old_groups, new_groups, strict=True) if old not in new_groups
+    }
     actions = []
     for live_action in live:
         action = copy.deepcopy(dict(live_action))
@@ -137,7 +140,13 @@ def create(elb: ElasticLoadBalancingv2Client, event: Mapping[str, Any]) -> dict[
 def update(elb: ElasticLoadBalancingv2Client, event: Mapping[str, Any]) -> dict[str, Any]:
     """New conditions and priority on the rule, its live action kept."""
     spec = RuleSpec.parse(event["ResourceProperties"])
-    old = RuleSpec.parse(event["OldResourceProperties"])
+    try:
+        old = RuleSpec.parse(event["OldResourceProperties"])
+    except RuleError:
+        # The rollback of an update this handler refused before any call: the live rule
+        # is still as the properties being restored describe it.
+        logger.info("old properties refused earlier: the rule is as the new ones say")
+        old = spec
     rule_arn = event["PhysicalResourceId"]
     live = _live_actions(elb, rule_arn)
     actions = carried_actions(live, old.target_group_arns, spec.target_group_arns)
@@ -145,7 +154,8 @@ def update(elb: ElasticLoadBalancingv2Client, event: Mapping[str, Any]) -> dict[
         logger.info("listener changed: the rule moves, its action carried over")
         return _response(_create_rule(elb, spec, actions))
     changes: dict[str, Any] = {"RuleArn": rule_arn, "Conditions": list(spec.conditions)}
-    if spec.target_group_arns != old.target_group_arns:
+    if set(old.target_group_arns) - set(spec.target_group_arns):
+        # A replaced target group: only then is the action written, with the live weights.
         changes["Actions"] = actions
     _call(elb.modify_rule, f"modify rule {rule_arn}", **changes)
     if spec.priority != old.priority:
