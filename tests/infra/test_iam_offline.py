@@ -19,7 +19,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Template
 
-from tests.conftest import Synthesized, bare_app, render
+from tests.conftest import OptInVariant, Synthesized, bare_app, render
 from tests.iam_policy_check import (
     Problem,
     check_statement,
@@ -33,9 +33,13 @@ Templates = list[tuple[str, dict[str, Any]]]
 
 
 @pytest.fixture(scope="module")
-def templates(synthesized: Synthesized) -> Templates:
-    """Every stack of every stage, as synthesized (nothing picked by name)."""
-    return [(s.hierarchical_id, s.template) for s in synthesized.assembly.stacks_recursively]
+def templates(synthesized: Synthesized, opt_in_variant: OptInVariant) -> Templates:
+    """Every stack of every stage, as synthesized (nothing picked by name), and the Service
+    stack of the opt-in variant (FireLens, ECS Exec, blue/green)."""
+    return [
+        *((s.hierarchical_id, s.template) for s in synthesized.assembly.stacks_recursively),
+        ("variant-opt-in/Service", opt_in_variant.service),
+    ]
 
 
 # --- the app's templates ------------------------------------------------------------
@@ -388,6 +392,10 @@ NO_SOURCE_CONTEXT = {
     "context; the role's name is the function's only binding",
     "ec2.amazonaws.com": "EC2 hands the instance profile's role to the instance; AWS "
     "documents no source-context keys for that assumption",
+    # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/AmazonECSInfrastructureRolePolicyForLoadBalancers.html
+    "ecs.amazonaws.com": "ECS assumes a blue/green service's infrastructure role for load "
+    "balancers with no documented source-context keys (AWS's trust policy has none); its "
+    "policy names the service's own target groups and rule",
 }
 
 OWNED_ELSEWHERE = {
@@ -428,8 +436,9 @@ def test_service_roles_trust_only_this_accounts_sources(templates: Templates) ->
         source_arn = render(condition.get("ArnLike", {}).get("aws:SourceArn", ""))
         assert source_arn.startswith(SOURCE_ARN_PREFIX[service]), (where, source_arn)
         checked += 1
-    # Per environment: two task roles, two execution roles and the flow log role.
-    assert checked == 10
+    # Per environment: two task roles, two execution roles and the flow log role; the
+    # opt-in variant's Service stack: two task roles and two execution roles.
+    assert checked == 14
 
 
 def test_the_provider_waiter_role_trusts_only_this_account(templates: Templates) -> None:

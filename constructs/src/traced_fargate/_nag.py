@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
-from aws_cdk import Stack
+from aws_cdk import Acknowledgment, Stack, Validations
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import custom_resources as cr
 
 
 def nag_resource_text(stack: Stack, value: str) -> str:
@@ -54,3 +56,29 @@ def statements_of(policy: iam.Policy) -> Iterator[tuple[list[str], list[object]]
 def actions_on_any(policy: iam.Policy) -> set[str]:
     """The actions ``policy`` allows on ``'*'``: what a wildcard acknowledgment covers."""
     return {a for actions, resources in statements_of(policy) if "*" in resources for a in actions}
+
+
+def acknowledge_provider_framework(
+    provider: cr.Provider, invoked: Iterable[lambda_.IFunction]
+) -> None:
+    """The two findings on what aws-cdk-lib's provider framework grants itself: invoking
+    any version of each function in ``invoked``, and the AWS basic execution policy of its
+    own functions."""
+    stack = Stack.of(provider)
+    for function in invoked:
+        arn = nag_resource_text(stack, function.function_arn)
+        Validations.of(provider).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{arn}:*]",
+                reason="The provider framework invokes any version of this one function; "
+                "the wildcard covers its version qualifiers only.",
+            )
+        )
+    Validations.of(provider).acknowledge(
+        Acknowledgment(
+            id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
+            "service-role/AWSLambdaBasicExecutionRole]",
+            reason="The provider framework's own functions use the AWS basic execution "
+            "policy, which allows writing their logs only.",
+        )
+    )

@@ -26,7 +26,7 @@ from constructs import Construct
 
 from traced_fargate._checkov import CUSTOM_RESOURCE_FUNCTION_SKIPS, functions_under, skip, skip_all
 from traced_fargate._log_encryption import log_encryption_key
-from traced_fargate._nag import nag_resource_text
+from traced_fargate._nag import acknowledge_provider_framework, nag_resource_text
 from traced_fargate._props import has_attributes, int_problems, kind_problems
 from traced_fargate.errors import raise_if_problems
 from traced_fargate.ingress import LISTENER_PRIORITY
@@ -233,22 +233,7 @@ class ProductionListenerRule(Construct):
                 "listeners.",
             )
         )
-        arn = nag_resource_text(stack, self.function.function_arn)
-        Validations.of(self.provider).acknowledge(
-            Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::{arn}:*]",
-                reason="The provider framework invokes any version of this one function; "
-                "the wildcard covers its version qualifiers only.",
-            )
-        )
-        Validations.of(self.provider).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
-                "service-role/AWSLambdaBasicExecutionRole]",
-                reason="The provider framework's own function uses the AWS basic execution "
-                "policy, which allows writing its logs only.",
-            )
-        )
+        acknowledge_provider_framework(self.provider, [self.function])
 
 
 def rules_of_load_balancer(listener_arn: str) -> str:

@@ -23,7 +23,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct, IDependable
 
 from traced_fargate._log_encryption import log_encryption_key
-from traced_fargate._nag import nag_resource_text
+from traced_fargate._nag import acknowledge_provider_framework, nag_resource_text
 from traced_fargate._trust import restrict_trust
 from traced_fargate.closed_vpc import ClosedVpc, closed_vpc_problems
 from traced_fargate.errors import raise_if_problems
@@ -356,23 +356,7 @@ class TemporaryEgress(Construct):
                 if isinstance(child, lambda_.Function) and "onEvent" not in child.node.id
             ),
         ]
-        for function in invoked:
-            arn = nag_resource_text(stack, function.function_arn)
-            Validations.of(self.provider).acknowledge(
-                Acknowledgment(
-                    id=f"AwsSolutions-IAM5[Resource::{arn}:*]",
-                    reason="The provider framework invokes any version of this one "
-                    "function; the wildcard covers its version qualifiers only.",
-                )
-            )
-        Validations.of(self.provider).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
-                "service-role/AWSLambdaBasicExecutionRole]",
-                reason="The provider framework's own functions use the AWS basic execution "
-                "policy, which allows writing their logs only.",
-            )
-        )
+        acknowledge_provider_framework(self.provider, invoked)
         Validations.of(self.provider.node.find_child("waiter-state-machine")).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",
