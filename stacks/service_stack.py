@@ -112,6 +112,8 @@ class ServiceStack(Stack):
         CfnOutput(self, "BackendUrl", value=self.backend.url)
         CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic_arn)
         CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
+        if self.frontend.production_rule is not None:
+            CfnOutput(self, "ProductionRuleArn", value=self.frontend.production_rule.rule_arn)
 
     @property
     def services(self) -> tuple[TracedFargateService, TracedFargateService]:

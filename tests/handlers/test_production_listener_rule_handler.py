@@ -3,10 +3,11 @@ conditions, and never writes back the forward action ECS blue/green deployments 
 (aws-cdk#36649).
 
 botocore's Stubber scripts the exact Elastic Load Balancing calls of each request, in order,
-with their parameters; any other call fails the test. An update that keeps its target groups
-sends no ``Actions``; one that replaces them, or moves the rule to another listener, carries
-the live weights over. Bad properties are refused before any call. Against moto, a whole
-lifecycle shows that weights ECS shifted survive an update of conditions and priority.
+with their parameters; any other call fails the test. Updates compare with the live rule:
+one that keeps its target groups sends no ``Actions``; one that replaces the idle group, or
+moves the rule to another listener, carries the live weights over; one that would replace
+the serving group is refused. Bad properties are refused before any call. Against moto, a
+whole lifecycle shows that weights ECS shifted survive an update of conditions and priority.
 """
 
 from __future__ import annotations
@@ -149,19 +150,28 @@ def test_update_of_priority_sets_the_new_priority(elb: Elb) -> None:
     elb.done()
 
 
-def test_update_with_new_target_groups_carries_the_live_weights_first_to_first(
-    elb: Elb,
-) -> None:
+def test_replacing_the_idle_group_carries_the_live_weights(elb: Elb) -> None:
     live = forward((BLUE, 0), (GREEN, 100), TargetGroupArn=GREEN, Order=1)
     elb.ok("describe_rules", {"RuleArns": [RULE]}, described(live))
-    carried = forward((NEW_BLUE, 0), (NEW_GREEN, 100), Order=1)
+    carried = forward((NEW_BLUE, 0), (GREEN, 100), Order=1)
     elb.ok(
         "modify_rule",
         {"RuleArn": RULE, "Conditions": ROOT_PATH, "Actions": [carried]},
         {"Rules": []},
     )
-    new = props(groups=(NEW_BLUE, NEW_GREEN))
+    new = props(groups=(NEW_BLUE, GREEN))
     assert rule.handle(elb.client, event("Update", new, props()))["PhysicalResourceId"] == RULE
+    elb.done()
+
+
+@pytest.mark.parametrize("groups", [(NEW_BLUE, NEW_GREEN), (BLUE, NEW_GREEN)])
+def test_replacing_the_serving_group_is_refused_without_a_write(
+    elb: Elb, groups: tuple[str, str]
+) -> None:
+    # A new group has no tasks until ECS deploys: the rule must not send traffic there.
+    elb.ok("describe_rules", {"RuleArns": [RULE]}, described(forward((BLUE, 0), (GREEN, 100))))
+    with pytest.raises(rule.RuleError, match=f"{GREEN} serves traffic \\(weight 100\\)"):
+        rule.handle(elb.client, event("Update", props(groups=groups), props()))
     elb.done()
 
 
@@ -170,6 +180,13 @@ def test_update_onto_another_listener_creates_a_rule_there_with_the_live_action(
 ) -> None:
     live = forward((BLUE, 0), (GREEN, 100), Order=1)
     elb.ok("describe_rules", {"RuleArns": [RULE]}, described(live))
+    elsewhere = {"RuleArn": f"{MOVED}0", "Priority": "1", "Actions": [forward((OTHER, 1))]}
+    elb.ok(
+        "describe_rules",
+        {"ListenerArn": OTHER_LISTENER},
+        {"Rules": [elsewhere], "NextMarker": "page-2"},
+    )
+    elb.ok("describe_rules", {"ListenerArn": OTHER_LISTENER, "Marker": "page-2"}, {"Rules": []})
     elb.ok(
         "create_rule",
         {"ListenerArn": OTHER_LISTENER, "Priority": 1, "Conditions": ROOT_PATH, "Actions": [live]},
@@ -197,6 +214,26 @@ def test_the_rollback_of_a_refused_update_succeeds(elb: Elb) -> None:
     elb.ok("modify_rule", {"RuleArn": RULE, "Conditions": ROOT_PATH}, {"Rules": []})
     answer = rule.handle(elb.client, event("Update", props(), refused))
     assert answer["PhysicalResourceId"] == RULE
+    elb.done()
+
+
+def test_rolling_back_a_move_keeps_the_rule_still_on_the_first_listener(elb: Elb) -> None:
+    # The rollback sends the first listener back to the moved rule: the original, which
+    # CloudFormation deletes only after the update, is adopted instead of a second create
+    # that its priority would refuse.
+    moved = {**described(forward((BLUE, 0), (GREEN, 100)))["Rules"][0], "RuleArn": MOVED}
+    elb.ok("describe_rules", {"RuleArns": [MOVED]}, {"Rules": [moved]})
+    original = {"RuleArn": RULE, "Priority": "1", "Actions": [forward((BLUE, 0), (GREEN, 100))]}
+    elb.ok("describe_rules", {"ListenerArn": LISTENER}, {"Rules": [original]})
+    elb.ok("modify_rule", {"RuleArn": RULE, "Conditions": ROOT_PATH}, {"Rules": []})
+    request = {
+        **event("Update", props(), props(listener=OTHER_LISTENER)),
+        "PhysicalResourceId": MOVED,
+    }
+    assert rule.handle(elb.client, request) == {
+        "PhysicalResourceId": RULE,
+        "Data": {contract.RULE_ARN: RULE},
+    }
     elb.done()
 
 
@@ -271,6 +308,9 @@ def test_unknown_request_type_is_refused(elb: Elb) -> None:
     elb.done()
 
 
+RENAMED = {BLUE: NEW_BLUE, GREEN: NEW_GREEN}
+
+
 @pytest.mark.parametrize(
     ("live", "carried"),
     [
@@ -293,8 +333,33 @@ def test_unknown_request_type_is_refused(elb: Elb) -> None:
 )
 def test_carried_actions(live: dict[str, Any], carried: dict[str, Any]) -> None:
     before = repr(live)
-    assert rule.carried_actions([live], (BLUE, GREEN), (NEW_BLUE, NEW_GREEN)) == [carried]
+    assert rule.carried_actions([live], RENAMED) == [carried]
     assert repr(live) == before
+
+
+@pytest.mark.parametrize(
+    ("live", "groups", "renamed"),
+    [
+        ([forward((BLUE, 100), (GREEN, 0))], (BLUE, GREEN), {}),
+        ([forward((BLUE, 100), (GREEN, 0))], (GREEN, BLUE), {}),
+        ([forward((BLUE, 100), (GREEN, 0))], (BLUE, NEW_GREEN), {GREEN: NEW_GREEN}),
+        ([forward((BLUE, 0), (GREEN, 100))], (NEW_BLUE, GREEN), {BLUE: NEW_BLUE}),
+    ],
+)
+def test_only_an_idle_group_is_replaced(
+    live: list[Any], groups: tuple[str, str], renamed: dict[str, str]
+) -> None:
+    assert rule.replaced_groups(live, groups) == renamed
+
+
+def test_a_plain_forward_serves_and_cannot_be_replaced() -> None:
+    with pytest.raises(rule.RuleError, match="serves traffic"):
+        rule.replaced_groups([{"Type": "forward", "TargetGroupArn": BLUE}], (NEW_BLUE, GREEN))
+
+
+def test_the_listener_of_a_rule() -> None:
+    assert rule.listener_of(RULE) == LISTENER
+    assert rule.listener_of(MOVED) == OTHER_LISTENER
 
 
 def weights(client: ElasticLoadBalancingv2Client, rule_arn: str) -> dict[str, int]:

@@ -177,6 +177,20 @@ def test_the_service_deploys_blue_green_with_its_bake_time(built: Built) -> None
     assert shared["DeploymentConfiguration"]["BakeTimeInMinutes"] == 5
 
 
+def test_the_target_group_alarms_roll_a_deployment_back(
+    built: Built, service: TracedFargateService
+) -> None:
+    alarms = built.resource(service.service)["Properties"]["DeploymentConfiguration"]["Alarms"]
+    assert alarms == {
+        "AlarmNames": [{"Ref": built.id_of(a)} for a in service.alarms.target_group_alarms],
+        "Enable": True,
+        "Rollback": True,
+    }
+    names = {a.node.id for a in service.alarms.target_group_alarms}
+    # Not the CPU alarm: it names the service, which would then depend on itself.
+    assert names == {"Target5xxAlarm", "UnhealthyHostsAlarm"}
+
+
 def test_the_service_names_both_groups_the_rule_and_the_role(
     built: Built, service: TracedFargateService
 ) -> None:
@@ -373,4 +387,5 @@ def test_rolling_stays_the_default_with_no_rule_or_second_group() -> None:
     assert not [r for r in resources.values() if r["Type"] == RULE_TYPE]
     (service,) = [r for r in resources.values() if r["Type"] == "AWS::ECS::Service"]
     assert "Strategy" not in service["Properties"]["DeploymentConfiguration"]
+    assert service["Properties"]["DeploymentConfiguration"]["Alarms"]["Enable"] is False
     assert "AdvancedConfiguration" not in service["Properties"]["LoadBalancers"][0]

@@ -85,9 +85,12 @@ class ServiceAlarms(Construct):
             )
         ]
         """Every alarm, CPU first."""
+        self.target_group_alarms: list[cloudwatch.Alarm] = []
+        """The 5xx and unhealthy-task alarms (with a target group): they watch the load
+        balancer's metrics, not the service's, so a service may roll back on them."""
         if target_group is not None:
             groups = [target_group, *([alternate_target_group] if alternate_target_group else [])]
-            self.alarms += [
+            self.target_group_alarms = [
                 cloudwatch.Alarm(
                     self,
                     "Target5xxAlarm",
@@ -129,6 +132,7 @@ class ServiceAlarms(Construct):
                     treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
                 ),
             ]
+            self.alarms += self.target_group_alarms
         action = cloudwatch_actions.SnsAction(self.topic)
         for alarm in self.alarms:
             alarm.add_alarm_action(action)

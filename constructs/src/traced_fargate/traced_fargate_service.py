@@ -284,6 +284,12 @@ class TracedFargateService(Construct):
             alarm_topic=alarm_topic,
         )
         """The service's alarms and the topic they notify."""
+        if blue_green:
+            # Through the bake time, a 5xx burst or failing tasks shift traffic back.
+            self.service.enable_deployment_alarms(
+                [alarm.alarm_name for alarm in self.alarms.target_group_alarms],
+                behavior=ecs.AlarmBehavior.ROLLBACK_ON_ALARM,
+            )
 
     @property
     def connections(self) -> ec2.Connections:

@@ -56,8 +56,9 @@ class ProductionListenerRule(Construct):
     This rule is a custom resource instead: CloudFormation owns its listener, priority and
     conditions, and the action is written only at create (100 to the first target group,
     0 to the second). A change of conditions or priority keeps the live action; replacing
-    the target groups carries the live weights over, first to first; a new listener gets
-    a new rule with the live action, and the old one is deleted.
+    the idle target group (weight 0) carries the live weights over, and replacing the
+    serving one is refused, since its stand-in has no tasks; a new listener gets a new rule
+    with the live action, and the old one is deleted.
 
     The function runs outside any VPC: it calls the Elastic Load Balancing API, and its
     reply to CloudFormation goes to a presigned S3 URL that a closed VPC would block.

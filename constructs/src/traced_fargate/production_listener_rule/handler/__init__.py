@@ -11,16 +11,22 @@ CloudFormation must never write that action back, which it would do with an
 ECS may have stopped. Here CloudFormation owns the listener, priority and conditions; the
 action is written once, at create, and carried over from the live rule after that.
 
+Updates compare with the live rule, never with the old properties, so that a rollback
+(the old properties sent back as new) restores what is live, whatever of the failed update
+was applied.
+
     =======  ===========================================================================
     request  what happens
     =======  ===========================================================================
     Create   CreateRule: the conditions, forwarding to the first target group (weight
              100) and the second (weight 0); physical id: the rule's ARN
-    Update   same listener: ModifyRule with the new conditions, the live action kept (or,
-             when the target groups were replaced, the live weights carried to the new
-             ones, first to first), SetRulePriorities if the priority changed.
-             Another listener: CreateRule there with the live action carried over; a new
-             physical id, so CloudFormation deletes the old rule afterwards
+    Update   DescribeRules. Same listener: ModifyRule with the new conditions, the live
+             action left alone; SetRulePriorities if the priority differs from the live
+             one. A replaced idle group (weight 0): the action written once more, the
+             live weights on the new group; a replaced serving group is refused (its
+             stand-in has no tasks). Another listener: the rule already there at that
+             priority over these groups (a move being rolled back), or CreateRule with
+             the live action; a new physical id, so CloudFormation deletes the other
     Delete   DeleteRule; a rule already gone, or a Create that never made one, is fine
     =======  ===========================================================================
 """

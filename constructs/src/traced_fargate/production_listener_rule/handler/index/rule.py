@@ -103,15 +103,47 @@ def initial_actions(spec: RuleSpec) -> list[dict[str, Any]]:
     ]
 
 
+def forward_weights(actions: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """The target groups the forward actions name, each with its weight (a plain forward
+    to one group: weight 1)."""
+    weights: dict[str, int] = {}
+    for action in actions:
+        if action.get("Type") != "forward":
+            continue
+        groups = (action.get("ForwardConfig") or {}).get("TargetGroups")
+        if groups:
+            weights.update({g["TargetGroupArn"]: int(g.get("Weight", 1)) for g in groups})
+        elif "TargetGroupArn" in action:
+            weights[action["TargetGroupArn"]] = 1
+    return weights
+
+
+def replaced_groups(
+    live: Sequence[Mapping[str, Any]], target_groups: Sequence[str]
+) -> dict[str, str]:
+    """Which group the live rule names stands for which new one in ``target_groups``: only
+    an idle group (weight 0) is replaced, so no traffic moves. The serving group cannot be:
+    its stand-in has no tasks until ECS deploys, and the rule would send everything there."""
+    weights = forward_weights(live)
+    gone = [g for g in weights if g not in target_groups]
+    serving = [g for g in gone if weights[g] > 0]
+    if serving:
+        raise RuleError(
+            f"{TARGET_GROUP_ARNS}: {serving[0]} serves traffic (weight {weights[serving[0]]}) "
+            "and is no longer named; a new target group has no tasks until ECS deploys, so "
+            "the rule cannot move traffic to it. Replace the idle group only, or deploy the "
+            "service anew (a new construct id) when both must change"
+        )
+    new = [g for g in target_groups if g not in weights]
+    if len(new) < len(gone):
+        raise RuleError(f"{TARGET_GROUP_ARNS}: no new group stands for {', '.join(gone)}")
+    return dict(zip(gone, new, strict=False))
+
+
 def carried_actions(
-    live: Sequence[Mapping[str, Any]], old_groups: Sequence[str], new_groups: Sequence[str]
+    live: Sequence[Mapping[str, Any]], renamed: Mapping[str, str]
 ) -> list[dict[str, Any]]:
-    """The live actions, each old target group that is gone replaced by the new one in its
-    place (first by first), weights unchanged. A group still named (the same two in another
-    order, say) and groups that are neither stay as they are."""
-    renamed = {
-        old: new for old, new in zip(old_groups, new_groups, strict=True) if old not in new_groups
-    }
+    """The live actions with each group in ``renamed`` replaced, weights unchanged."""
     actions = []
     for live_action in live:
         action = copy.deepcopy(dict(live_action))
@@ -131,6 +163,11 @@ def carried_actions(
     return actions
 
 
+def listener_of(rule_arn: str) -> str:
+    """The listener ARN of a rule ARN (``...:listener-rule/app/n/id/listener/rule``)."""
+    return rule_arn.replace(_RULE_ARN_PART, ":listener/", 1).rsplit("/", 1)[0]
+
+
 def create(elb: ElasticLoadBalancingv2Client, event: Mapping[str, Any]) -> dict[str, Any]:
     """A new rule forwarding to the first target group."""
     spec = RuleSpec.parse(event["ResourceProperties"])
@@ -138,27 +175,26 @@ def create(elb: ElasticLoadBalancingv2Client, event: Mapping[str, Any]) -> dict[
 
 
 def update(elb: ElasticLoadBalancingv2Client, event: Mapping[str, Any]) -> dict[str, Any]:
-    """New conditions and priority on the rule, its live action kept."""
+    """New conditions and priority on the rule, its live action kept.
+
+    Everything is compared with the live rule, not with the old properties: a rollback
+    (the old properties sent back as new) then restores what is live, whatever of the
+    failed update was applied.
+    """
     spec = RuleSpec.parse(event["ResourceProperties"])
-    try:
-        old = RuleSpec.parse(event["OldResourceProperties"])
-    except RuleError:
-        # The rollback of an update this handler refused before any call: the live rule
-        # is still as the properties being restored describe it.
-        logger.info("old properties refused earlier: the rule is as the new ones say")
-        old = spec
     rule_arn = event["PhysicalResourceId"]
-    live = _live_actions(elb, rule_arn)
-    actions = carried_actions(live, old.target_group_arns, spec.target_group_arns)
-    if spec.listener_arn != old.listener_arn:
+    live = _live_rule(elb, rule_arn)
+    renamed = replaced_groups(live["Actions"], spec.target_group_arns)
+    actions = carried_actions(live["Actions"], renamed)
+    if listener_of(rule_arn) != spec.listener_arn:
         logger.info("listener changed: the rule moves, its action carried over")
-        return _response(_create_rule(elb, spec, actions))
+        return _response(_rule_on_listener(elb, spec, actions))
     changes: dict[str, Any] = {"RuleArn": rule_arn, "Conditions": list(spec.conditions)}
-    if set(old.target_group_arns) - set(spec.target_group_arns):
-        # A replaced target group: only then is the action written, with the live weights.
+    if renamed:
+        # An idle group replaced: only then is the action written, with the live weights.
         changes["Actions"] = actions
     _call(elb.modify_rule, f"modify rule {rule_arn}", **changes)
-    if spec.priority != old.priority:
+    if str(spec.priority) != str(live.get("Priority")):
         _call(
             elb.set_rule_priorities,
             f"set the priority of rule {rule_arn} to {spec.priority}",
@@ -213,12 +249,46 @@ def _create_rule(
     return rule_arn
 
 
-def _live_actions(elb: ElasticLoadBalancingv2Client, rule_arn: str) -> list[dict[str, Any]]:
+def _live_rule(elb: ElasticLoadBalancingv2Client, rule_arn: str) -> dict[str, Any]:
     described = _call(elb.describe_rules, f"describe rule {rule_arn}", RuleArns=[rule_arn])
     rules = described["Rules"]
     if not rules:
         raise RuleError(f"rule {rule_arn} no longer exists")
-    return [dict(action) for action in rules[0]["Actions"]]
+    return dict(rules[0])
+
+
+def _rule_on_listener(
+    elb: ElasticLoadBalancingv2Client, spec: RuleSpec, actions: list[dict[str, Any]]
+) -> str:
+    """The rule on ``spec``'s listener: one already there at its priority, forwarding to
+    these groups only (the original, when a move is rolled back), or a new one."""
+    marker: str | None = None
+    while True:
+        page = _call(
+            elb.describe_rules,
+            f"describe the rules of {spec.listener_arn}",
+            ListenerArn=spec.listener_arn,
+            **({"Marker": marker} if marker else {}),
+        )
+        for existing in page["Rules"]:
+            groups = forward_weights(existing.get("Actions", []))
+            if (
+                existing.get("Priority") == str(spec.priority)
+                and groups
+                and (set(groups) <= set(spec.target_group_arns))
+            ):
+                rule_arn: str = existing["RuleArn"]
+                logger.info("rule %s is already there: it stays, with the conditions", rule_arn)
+                _call(
+                    elb.modify_rule,
+                    f"modify rule {rule_arn}",
+                    RuleArn=rule_arn,
+                    Conditions=list(spec.conditions),
+                )
+                return rule_arn
+        marker = page.get("NextMarker")
+        if not marker:
+            return _create_rule(elb, spec, actions)
 
 
 def _call(operation: Any, what: str, **arguments: Any) -> Any:
