@@ -5,7 +5,8 @@ their names are generated, so a redeploy after ``cdk destroy`` never collides.
 
 ``Platform``: a closed VPC, a pull-through cache for the tracing sidecars, one ECS
 cluster and one internal HTTPS load balancer shared by two frontend services (routed by
-path), and a backend service without a load balancer that only the frontends may call
+path; ``Orders`` deploys blue/green, its rule's traffic split left to ECS), and a backend
+service without a load balancer that only the frontends may call
 (Cloud Map DNS). A temporary egress is open while the services first pull their sidecar
 images through the cache (ECR needs a route out for a cache miss), and closed after.
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import App, Environment, Stack
+from aws_cdk import App, Duration, Environment, Stack
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr as ecr
@@ -37,6 +38,7 @@ from traced_fargate import (
     AdotCollector,
     AlarmTopic,
     AppImageRepository,
+    BlueGreenDeployment,
     ClosedVpc,
     InternalLoadBalancer,
     NewLoadBalancer,
@@ -157,6 +159,7 @@ class PlatformStack(Stack):
                 priority=10,
                 conditions=[elbv2.ListenerCondition.path_patterns(["/orders/*"])],
             ),
+            deployment=BlueGreenDeployment(bake_time=Duration.minutes(10)),
         )
         self.users = self._service(
             "Users",
@@ -192,6 +195,7 @@ class PlatformStack(Stack):
         ingress: SharedListener | ServiceDiscovery,
         app_health_check: ecs.HealthCheck | None = None,
         spot_weight: int = 0,
+        deployment: BlueGreenDeployment | None = None,
     ) -> TracedFargateService:
         repository = self.images[name]
         task = TracedTaskDefinition(
@@ -213,6 +217,7 @@ class PlatformStack(Stack):
             spot_weight=spot_weight,
             max_count=4,
             alarm_topic=self.alarm_topic.topic,
+            deployment=deployment,
         )
 
 

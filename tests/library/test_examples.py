@@ -195,20 +195,33 @@ def test_two_services_share_the_https_listener_by_path(synthesized: Synthesized)
     built = synthesized.built.platform
     only(platform, "AWS::ElasticLoadBalancingV2::LoadBalancer")
     https_id = synthesized.logical_id(built.load_balancer.listener)
-    listener_rules = of_type(platform, "AWS::ElasticLoadBalancingV2::ListenerRule")
-    by_priority = {r["Properties"]["Priority"]: r["Properties"] for r in listener_rules.values()}
-    assert sorted(by_priority) == [10, 20]
-    for priority, service, path in ((10, built.orders, "/orders/*"), (20, built.users, "/users/*")):
-        rule = by_priority[priority]
-        assert rule["ListenerArn"] == {"Ref": https_id}
-        assert rule["Conditions"] == [
+    # Users rolls: a CloudFormation rule. Orders deploys blue/green: its rule is the custom
+    # resource whose forward action ECS owns, over its two target groups.
+    rules = of_type(platform, "AWS::ElasticLoadBalancingV2::ListenerRule")
+    (users_rule,) = rules.values()
+    (orders_rule,) = of_type(platform, "Custom::ProductionListenerRule").values()
+    users_group = {"Ref": synthesized.logical_id(built.users.target_group)}
+    assert users_rule["Properties"]["Priority"] == 20
+    assert users_rule["Properties"]["Actions"] == [
+        {"TargetGroupArn": users_group, "Type": "forward"}
+    ]
+    assert orders_rule["Properties"]["Priority"] == 10
+    assert "Actions" not in orders_rule["Properties"]
+    assert orders_rule["Properties"]["TargetGroupArns"] == [
+        {"Ref": synthesized.logical_id(g)}
+        for g in (built.orders.target_group, built.orders.alternate_target_group)
+    ]
+    for rule, service, path in (
+        (orders_rule, built.orders, "/orders/*"),
+        (users_rule, built.users, "/users/*"),
+    ):
+        assert rule["Properties"]["ListenerArn"] == {"Ref": https_id}
+        assert rule["Properties"]["Conditions"] == [
             {"Field": "path-pattern", "PathPatternConfig": {"Values": [path]}}
         ]
-        target_group_id = synthesized.logical_id(service.target_group)
-        assert rule["Actions"] == [{"TargetGroupArn": {"Ref": target_group_id}, "Type": "forward"}]
         service_id = synthesized.logical_id(service.service)
         (attachment,) = platform[service_id]["Properties"]["LoadBalancers"]
-        assert attachment["TargetGroupArn"] == {"Ref": target_group_id}
+        assert attachment["TargetGroupArn"] == {"Ref": synthesized.logical_id(service.target_group)}
 
 
 def test_https_uses_the_imported_certificate_and_http_redirects(
@@ -248,8 +261,9 @@ def test_backend_registers_a_records_and_has_no_target_group(
     assert dns["NamespaceId"] == {"Fn::GetAtt": [namespace_id, "Id"]}
     assert platform[discovery_id]["Properties"]["Name"] == "inventory"
     assert inventory.url == f"http://inventory.{NAMESPACE}:{APP_PORT}"
-    # Two target groups, both behind the shared listener; none for the backend.
-    assert len(of_type(platform, "AWS::ElasticLoadBalancingV2::TargetGroup")) == 2
+    # Behind the shared listener: Users' target group and Orders' two (blue/green); none
+    # for the backend.
+    assert len(of_type(platform, "AWS::ElasticLoadBalancingV2::TargetGroup")) == 3
 
 
 def test_backend_admits_only_the_frontends_on_the_app_port(synthesized: Synthesized) -> None:

@@ -33,7 +33,8 @@ HEALTH_CHECK_PATH = "/healthz"
 @jsii.implements(ec2.IConnectable)
 class TracedFargateService(Construct):
     """A Fargate service of a :class:`~traced_fargate.TracedTaskDefinition` in private
-    subnets, with circuit-breaker rollbacks, auto scaling and alarms.
+    subnets, with circuit-breaker rollbacks (rolling, or ECS native blue/green), auto
+    scaling and alarms.
 
     Requests reach it one of three ways (``ingress``): a new internal ALB (default), a
     rule on a shared listener, or Cloud Map DNS with no load balancer. Its security group
@@ -47,7 +48,9 @@ class TracedFargateService(Construct):
 
     Children (construct ids are stable): ``Cluster`` (when none is given),
     ``SecurityGroup``, ``Service``, ``LoadBalancer`` (:class:`NewLoadBalancer`),
-    ``TargetGroup`` and ``ListenerRule`` (behind a load balancer), ``Scaling``, ``Alarms``,
+    ``TargetGroup`` and ``ListenerRule`` (behind a load balancer; with
+    :class:`BlueGreenDeployment`, ``AlternateTargetGroup``, ``ProductionRule`` and
+    ``TrafficShiftRole`` instead of ``ListenerRule``), ``Scaling``, ``Alarms``,
     ``ExecSessions`` (``enable_exec`` without a cluster given).
     """
 
