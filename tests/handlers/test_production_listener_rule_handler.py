@@ -112,6 +112,7 @@ def described(*actions: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_create_forwards_all_traffic_to_the_first_target_group(elb: Elb) -> None:
+    elb.ok("describe_rules", {"ListenerArn": LISTENER}, {"Rules": []})
     elb.ok(
         "create_rule",
         {
@@ -126,6 +127,34 @@ def test_create_forwards_all_traffic_to_the_first_target_group(elb: Elb) -> None
         "PhysicalResourceId": RULE,
         "Data": {contract.RULE_ARN: RULE},
     }
+    elb.done()
+
+
+def test_create_keeps_the_rule_an_attempt_whose_reply_was_lost_made(elb: Elb) -> None:
+    made = {"RuleArn": RULE, "Priority": "1", "Actions": [forward((BLUE, 100), (GREEN, 0))]}
+    unrelated = {"RuleArn": MOVED, "Priority": "2", "Actions": [forward((OTHER, 1))]}
+    default = {"RuleArn": f"{RULE}0", "Priority": "default", "Actions": [forward((BLUE, 1))]}
+    elb.ok("describe_rules", {"ListenerArn": LISTENER}, {"Rules": [default, unrelated, made]})
+    elb.ok("modify_rule", {"RuleArn": RULE, "Conditions": ROOT_PATH}, {"Rules": []})
+    assert rule.handle(elb.client, event("Create", props()))["PhysicalResourceId"] == RULE
+    elb.done()
+
+
+def test_create_leaves_another_rule_at_the_priority_to_refuse(elb: Elb) -> None:
+    theirs = {"RuleArn": MOVED, "Priority": "1", "Actions": [forward((BLUE, 50), (OTHER, 50))]}
+    elb.ok("describe_rules", {"ListenerArn": LISTENER}, {"Rules": [theirs]})
+    elb.error(
+        "create_rule",
+        "PriorityInUse",
+        {
+            "ListenerArn": LISTENER,
+            "Priority": 1,
+            "Conditions": ROOT_PATH,
+            "Actions": [forward((BLUE, 100), (GREEN, 0))],
+        },
+    )
+    with pytest.raises(rule.RuleError, match="another rule on the listener has that priority"):
+        rule.handle(elb.client, event("Create", props()))
     elb.done()
 
 
@@ -286,19 +315,6 @@ def test_every_bad_key_is_named_at_once(elb: Elb) -> None:
         rule.handle(elb.client, event("Create", props(None, "0", (), (BLUE,))))
     for key in (contract.LISTENER_ARN, contract.PRIORITY, contract.CONDITIONS, TARGET_GROUPS):
         assert f"{key}: " in str(raised.value)
-    elb.done()
-
-
-def test_priority_in_use_on_create_says_so(elb: Elb) -> None:
-    params = {
-        "ListenerArn": LISTENER,
-        "Priority": 1,
-        "Conditions": ROOT_PATH,
-        "Actions": [forward((BLUE, 100), (GREEN, 0))],
-    }
-    elb.error("create_rule", "PriorityInUse", params)
-    with pytest.raises(rule.RuleError, match="another rule on the listener has that priority"):
-        rule.handle(elb.client, event("Create", props()))
     elb.done()
 
 

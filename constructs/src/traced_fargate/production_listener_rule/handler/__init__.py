@@ -19,7 +19,9 @@ was applied.
     request  what happens
     =======  ===========================================================================
     Create   CreateRule: the conditions, forwarding to the first target group (weight
-             100) and the second (weight 0); physical id: the rule's ARN
+             100) and the second (weight 0); physical id: the rule's ARN. A rule already
+             at that priority over these groups only (an attempt whose reply was lost) is
+             kept instead, with the conditions
     Update   DescribeRules. Same listener: ModifyRule with the new conditions, the live
              action left alone; SetRulePriorities if the priority differs from the live
              one. A replaced idle group (weight 0): the action written once more, the

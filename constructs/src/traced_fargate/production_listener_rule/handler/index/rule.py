@@ -169,9 +169,10 @@ def listener_of(rule_arn: str) -> str:
 
 
 def create(elb: ElasticLoadBalancingv2Client, event: Mapping[str, Any]) -> dict[str, Any]:
-    """A new rule forwarding to the first target group."""
+    """A new rule forwarding to the first target group, or the one an earlier attempt made
+    (its reply lost) when it is there at this priority over these groups."""
     spec = RuleSpec.parse(event["ResourceProperties"])
-    return _response(_create_rule(elb, spec, initial_actions(spec)))
+    return _response(_rule_on_listener(elb, spec, initial_actions(spec)))
 
 
 def update(elb: ElasticLoadBalancingv2Client, event: Mapping[str, Any]) -> dict[str, Any]:
@@ -261,7 +262,9 @@ def _rule_on_listener(
     elb: ElasticLoadBalancingv2Client, spec: RuleSpec, actions: list[dict[str, Any]]
 ) -> str:
     """The rule on ``spec``'s listener: one already there at its priority, forwarding to
-    these groups only (the original, when a move is rolled back), or a new one."""
+    these groups only (the original, when a move is rolled back; an earlier attempt's), with
+    the conditions; else a new one with ``actions``. The groups are this resource's own, so
+    a rule that forwards to nothing else is this resource's too."""
     marker: str | None = None
     while True:
         page = _call(
