@@ -112,7 +112,6 @@ def described(*actions: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_create_forwards_all_traffic_to_the_first_target_group(elb: Elb) -> None:
-    elb.ok("describe_rules", {"ListenerArn": LISTENER}, {"Rules": []})
     elb.ok(
         "create_rule",
         {
@@ -130,19 +129,9 @@ def test_create_forwards_all_traffic_to_the_first_target_group(elb: Elb) -> None
     elb.done()
 
 
-def test_create_keeps_the_rule_an_attempt_whose_reply_was_lost_made(elb: Elb) -> None:
-    made = {"RuleArn": RULE, "Priority": "1", "Actions": [forward((BLUE, 100), (GREEN, 0))]}
-    unrelated = {"RuleArn": MOVED, "Priority": "2", "Actions": [forward((OTHER, 1))]}
-    default = {"RuleArn": f"{RULE}0", "Priority": "default", "Actions": [forward((BLUE, 1))]}
-    elb.ok("describe_rules", {"ListenerArn": LISTENER}, {"Rules": [default, unrelated, made]})
-    elb.ok("modify_rule", {"RuleArn": RULE, "Conditions": ROOT_PATH}, {"Rules": []})
-    assert rule.handle(elb.client, event("Create", props()))["PhysicalResourceId"] == RULE
-    elb.done()
-
-
-def test_create_leaves_another_rule_at_the_priority_to_refuse(elb: Elb) -> None:
-    theirs = {"RuleArn": MOVED, "Priority": "1", "Actions": [forward((BLUE, 50), (OTHER, 50))]}
-    elb.ok("describe_rules", {"ListenerArn": LISTENER}, {"Rules": [theirs]})
+def test_create_never_takes_over_a_rule_at_its_priority(elb: Elb) -> None:
+    # Even one over its own groups (a rolling service's rule being replaced): that rule's
+    # own resource deletes it after the switch.
     elb.error(
         "create_rule",
         "PriorityInUse",
@@ -235,14 +224,38 @@ def test_the_same_groups_in_another_order_leave_the_action_alone(elb: Elb) -> No
     elb.done()
 
 
-def test_the_rollback_of_a_refused_update_succeeds(elb: Elb) -> None:
-    # CloudFormation restores the old properties with the refused ones as "old": the live
-    # rule never changed, so the restore changes nothing but re-applies the conditions.
-    refused = props(priority="0")
+def test_updates_read_the_live_rule_not_the_old_properties(elb: Elb) -> None:
+    # So a rollback, which sends the refused properties as the old ones, restores what is
+    # live: nothing moves but the conditions, re-applied.
+    refused = {contract.PRIORITY: "0", TARGET_GROUPS: [OTHER]}
     elb.ok("describe_rules", {"RuleArns": [RULE]}, described(forward((BLUE, 0), (GREEN, 100))))
     elb.ok("modify_rule", {"RuleArn": RULE, "Conditions": ROOT_PATH}, {"Rules": []})
     answer = rule.handle(elb.client, event("Update", props(), refused))
     assert answer["PhysicalResourceId"] == RULE
+    elb.done()
+
+
+def test_a_move_takes_over_no_rule_that_forwards_to_one_group_only(elb: Elb) -> None:
+    live = forward((BLUE, 0), (GREEN, 100))
+    elb.ok("describe_rules", {"RuleArns": [RULE]}, described(live))
+    rolling = {"RuleArn": f"{MOVED}0", "Priority": "1", "Actions": [forward((BLUE, 1))]}
+    elb.ok("describe_rules", {"ListenerArn": OTHER_LISTENER}, {"Rules": [rolling]})
+    elb.error(
+        "create_rule",
+        "PriorityInUse",
+        {"ListenerArn": OTHER_LISTENER, "Priority": 1, "Conditions": ROOT_PATH, "Actions": [live]},
+    )
+    with pytest.raises(rule.RuleError, match="PriorityInUse"):
+        rule.handle(elb.client, event("Update", props(listener=OTHER_LISTENER), props()))
+    elb.done()
+
+
+def test_an_update_of_a_rule_deleted_outside_cloudformation_says_how_to_recover(
+    elb: Elb,
+) -> None:
+    elb.error("describe_rules", "RuleNotFound", {"RuleArns": [RULE]})
+    with pytest.raises(rule.RuleError, match="deleted outside CloudFormation"):
+        rule.handle(elb.client, event("Update", props(conditions=APP_PATH), props()))
     elb.done()
 
 
@@ -273,12 +286,6 @@ def test_delete_removes_the_rule_or_finds_it_gone(elb: Elb, code: str | None) ->
     else:
         elb.error("delete_rule", code, {"RuleArn": RULE})
     assert rule.handle(elb.client, event("Delete", props())) == {"PhysicalResourceId": RULE}
-    elb.done()
-
-
-def test_delete_of_a_physical_id_that_is_no_rule_makes_no_call(elb: Elb) -> None:
-    request = {**event("Delete", props()), "PhysicalResourceId": "a-create-that-failed"}
-    assert rule.handle(elb.client, request) == {"PhysicalResourceId": "a-create-that-failed"}
     elb.done()
 
 
@@ -435,4 +442,3 @@ def test_lifecycle_keeps_the_weights_ecs_shifted() -> None:
     assert rule.handle(elb, gone) == {"PhysicalResourceId": rule_arn}
     rules = elb.describe_rules(ListenerArn=listener)["Rules"]
     assert [r for r in rules if r["RuleArn"] == rule_arn] == []
-    assert rule.handle(elb, gone) == {"PhysicalResourceId": rule_arn}

@@ -19,16 +19,15 @@ was applied.
     request  what happens
     =======  ===========================================================================
     Create   CreateRule: the conditions, forwarding to the first target group (weight
-             100) and the second (weight 0); physical id: the rule's ARN. A rule already
-             at that priority over these groups only (an attempt whose reply was lost) is
-             kept instead, with the conditions
+             100) and the second (weight 0); physical id: the rule's ARN. Another rule
+             at that priority makes it fail: it is never taken over
     Update   DescribeRules. Same listener: ModifyRule with the new conditions, the live
              action left alone; SetRulePriorities if the priority differs from the live
              one. A replaced idle group (weight 0): the action written once more, the
              live weights on the new group; a replaced serving group is refused (its
              stand-in has no tasks). Another listener: the rule already there at that
-             priority over these groups (a move being rolled back), or CreateRule with
+             priority over both groups (a move being rolled back), or CreateRule with
              the live action; a new physical id, so CloudFormation deletes the other
-    Delete   DeleteRule; a rule already gone, or a Create that never made one, is fine
+    Delete   DeleteRule; a rule already gone is fine
     =======  ===========================================================================
 """

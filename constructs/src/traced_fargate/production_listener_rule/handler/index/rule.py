@@ -7,6 +7,7 @@ Elastic Load Balancing client and returns the provider framework's response.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -169,10 +170,11 @@ def listener_of(rule_arn: str) -> str:
 
 
 def create(elb: ElasticLoadBalancingv2Client, event: Mapping[str, Any]) -> dict[str, Any]:
-    """A new rule forwarding to the first target group, or the one an earlier attempt made
-    (its reply lost) when it is there at this priority over these groups."""
+    """A new rule forwarding to the first target group. A rule already at that priority
+    makes it fail (PriorityInUse), whoever's it is: taking it over would leave it to the
+    Delete of the resource that made it."""
     spec = RuleSpec.parse(event["ResourceProperties"])
-    return _response(_rule_on_listener(elb, spec, initial_actions(spec)))
+    return _response(_create_rule(elb, spec, initial_actions(spec)))
 
 
 def update(elb: ElasticLoadBalancingv2Client, event: Mapping[str, Any]) -> dict[str, Any]:
@@ -206,11 +208,9 @@ def update(elb: ElasticLoadBalancingv2Client, event: Mapping[str, Any]) -> dict[
 
 
 def delete(elb: ElasticLoadBalancingv2Client, event: Mapping[str, Any]) -> dict[str, Any]:
-    """The rule removed; one already gone, or a physical id that is no rule, is fine."""
+    """The rule removed; one already gone is fine. (The provider framework answers the
+    Delete that follows a failed Create itself: this sees only rules that were made.)"""
     rule_arn = event["PhysicalResourceId"]
-    if _RULE_ARN_PART not in rule_arn:
-        logger.info("%s names no rule: nothing to delete", rule_arn)
-        return {"PhysicalResourceId": rule_arn}
     try:
         elb.delete_rule(RuleArn=rule_arn)
     except ClientError as error:
@@ -229,6 +229,7 @@ def handle(elb: ElasticLoadBalancingv2Client, event: Mapping[str, Any]) -> dict[
     return actions[request](elb, event)
 
 
+@functools.cache
 def client() -> ElasticLoadBalancingv2Client:
     """The function's Elastic Load Balancing client, made once per execution environment."""
     return boto3.client("elbv2", config=Config(retries={"mode": "standard"}))
@@ -251,20 +252,18 @@ def _create_rule(
 
 
 def _live_rule(elb: ElasticLoadBalancingv2Client, rule_arn: str) -> dict[str, Any]:
+    # A rule that is gone raises RuleNotFound, which _call explains.
     described = _call(elb.describe_rules, f"describe rule {rule_arn}", RuleArns=[rule_arn])
-    rules = described["Rules"]
-    if not rules:
-        raise RuleError(f"rule {rule_arn} no longer exists")
-    return dict(rules[0])
+    return dict(described["Rules"][0])
 
 
 def _rule_on_listener(
     elb: ElasticLoadBalancingv2Client, spec: RuleSpec, actions: list[dict[str, Any]]
 ) -> str:
-    """The rule on ``spec``'s listener: one already there at its priority, forwarding to
-    these groups only (the original, when a move is rolled back; an earlier attempt's), with
-    the conditions; else a new one with ``actions``. The groups are this resource's own, so
-    a rule that forwards to nothing else is this resource's too."""
+    """The rule on ``spec``'s listener: the one already there at its priority that forwards
+    to both of these groups and nothing else (the original, when a move is rolled back:
+    only this resource makes rules over both), with the conditions; else a new one with
+    ``actions``."""
     marker: str | None = None
     while True:
         page = _call(
@@ -275,10 +274,8 @@ def _rule_on_listener(
         )
         for existing in page["Rules"]:
             groups = forward_weights(existing.get("Actions", []))
-            if (
-                existing.get("Priority") == str(spec.priority)
-                and groups
-                and (set(groups) <= set(spec.target_group_arns))
+            if existing.get("Priority") == str(spec.priority) and set(groups) == set(
+                spec.target_group_arns
             ):
                 rule_arn: str = existing["RuleArn"]
                 logger.info("rule %s is already there: it stays, with the conditions", rule_arn)
