@@ -10,6 +10,7 @@ is allowed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import re
@@ -92,9 +93,14 @@ def _matches(pattern: re.Pattern[str], description: str) -> Check:
     return lambda v: None if pattern.fullmatch(v) else description
 
 
+@functools.cache
+def _known_regions() -> frozenset[str]:
+    # One jsii round trip per region: read once per process, not once per environment.
+    return frozenset(r.name for r in region_info.RegionInfo.regions)
+
+
 def _region(value: str) -> str | None:
-    known = {r.name for r in region_info.RegionInfo.regions}
-    return None if value in known else "a known AWS region name, e.g. eu-west-1"
+    return None if value in _known_regions() else "a known AWS region name, e.g. eu-west-1"
 
 
 @dataclass(frozen=True)
