@@ -41,6 +41,7 @@ class _Switchable(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     delay = 0.0
+    gone = False
     open_connections: set[socket.socket]
 
     def setup(self) -> None:
@@ -52,6 +53,11 @@ class _Switchable(BaseHTTPRequestHandler):
         super().finish()
 
     def do_GET(self) -> None:
+        if self.gone:
+            # A connection accepted just before the stop, whose handler began after it:
+            # a task that is gone answers nothing.
+            self.close_connection = True
+            return
         time.sleep(self.delay)
         body = b'{"n": 10, "primes": 4, "largest_prime": 7}'
         try:
@@ -86,6 +92,7 @@ class Backend:
         if self.stopped:
             return
         self.stopped = True
+        self.handler.gone = True
         self.server.shutdown()
         self.server.server_close()
         for connection in list(self.handler.open_connections):
@@ -214,10 +221,11 @@ def test_a_backend_that_stops_mid_run(
     def client(index: int) -> list[tuple[int, float, float]]:
         answers = []
         for _ in range(200):  # bounded in count and in time
-            if time.monotonic() - began > 0.6:
+            started = time.monotonic()
+            if started - began > 0.6:
                 break
             status, took = timed_get(frontend, "/chain")
-            answers.append((status, took, time.monotonic()))
+            answers.append((status, took, started))
         return answers
 
     def stopper() -> None:
@@ -237,7 +245,9 @@ def test_a_backend_that_stops_mid_run(
     assert 200 in statuses and 502 in statuses
     assert max(took for _, took, _ in answers) < TIMEOUT + SLACK
     # Once the backend is gone, every chain request is a clean 502; `/` is still served.
-    assert all(status == 502 for status, took, ended in answers if ended - took > stopped_at[0])
+    # (The start is taken before the request: one that began just before the stop, and
+    # whose answer was read late on a loaded machine, may well be a 200.)
+    assert all(status == 502 for status, _, started in answers if started > stopped_at[0])
     assert timed_get(frontend, "/")[0] == 200
     trace_id = new_trace_id()
     assert timed_get(frontend, "/chain", trace_header(trace_id))[0] == 502
