@@ -25,13 +25,13 @@ from constructs import Construct
 
 from stacks.config import EnvironmentConfig, retention
 from traced_fargate._checkov import CUSTOM_RESOURCE_FUNCTION_SKIPS, functions_under, skip, skip_all
+from traced_fargate._functions import handler_code, python_function
 from traced_fargate._log_encryption import log_encryption_key
 from traced_fargate._security_groups import keep_closed
 from traced_fargate.closed_vpc import ClosedVpc
 from traced_fargate.traced_fargate_service import TracedFargateService
 
 HANDLER_DIR = Path(__file__).resolve().parent.parent / "lambda" / "trace_check"
-HANDLER_EXCLUDE = ("__pycache__", "*.pyc")
 TRIGGER_PROVIDER_ID = "AWSCDK.TriggerCustomResourceProviderCustomResourceProvider"
 
 XRAY_READ_ACTIONS = ("xray:BatchGetTraces", "xray:GetTraceSummaries")
@@ -123,16 +123,13 @@ class TraceCheckStack(Stack):
         )
         keep_closed(self.security_group)
         blocking = check.mode == "fail"
-        self.function = lambda_.Function(
+        self.function = python_function(
             self,
             "Function",
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            architecture=lambda_.Architecture.ARM_64,
-            code=lambda_.Code.from_asset(str(HANDLER_DIR), exclude=list(HANDLER_EXCLUDE)),
+            code=handler_code(HANDLER_DIR),
             handler="index.handler",
             role=self.role,
             timeout=timeout,
-            memory_size=256,
             log_group=self.log_group,
             vpc=network.vpc,
             vpc_subnets=network.workload_subnets,

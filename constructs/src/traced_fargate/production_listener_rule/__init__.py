@@ -19,12 +19,12 @@ from aws_cdk import (
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from traced_fargate._checkov import CUSTOM_RESOURCE_FUNCTION_SKIPS, functions_under, skip, skip_all
+from traced_fargate._functions import handler_code, python_function
 from traced_fargate._log_encryption import log_encryption_key
 from traced_fargate._nag import acknowledge_provider_framework, nag_resource_text
 from traced_fargate._props import has_attributes, int_problems, kind_problems
@@ -34,8 +34,6 @@ from traced_fargate.internal_load_balancer import is_listener
 from traced_fargate.production_listener_rule.handler.index import contract
 
 HANDLER_DIR = Path(__file__).resolve().parent / "handler"
-# Bytecode that a local run leaves in the folder must not change the asset's hash.
-HANDLER_EXCLUDE = ("__pycache__", "*.pyc")
 
 READ_ACTIONS = (
     "elasticloadbalancing:DescribeListeners",
@@ -130,21 +128,19 @@ class ProductionListenerRule(Construct):
             description="Creates, changes and deletes one production listener rule",
         )
         log_group.grant_write(role)
-        self.function = lambda_.Function(
+        self.function = python_function(
             self,
             "Function",
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            architecture=lambda_.Architecture.ARM_64,
-            code=lambda_.Code.from_asset(str(HANDLER_DIR), exclude=list(HANDLER_EXCLUDE)),
+            code=handler_code(HANDLER_DIR),
             handler="index.on_event",
             role=role,
             timeout=Duration.minutes(1),
-            memory_size=256,
             log_group=log_group,
             description="Keeps a listener rule's conditions; ECS owns its forward action",
         )
         """The function that creates, changes and deletes the rule."""
-        self._grant_rule_calls(stack)
+        self._rules = rules_of_load_balancer(listener.listener_arn)
+        self._grant_rule_calls()
         self.provider = cr.Provider(
             self, "Provider", on_event_handler=self.function, log_group=log_group
         )
@@ -190,7 +186,7 @@ class ProductionListenerRule(Construct):
             resource_arns=[self.rule_arn],
         )
 
-    def _grant_rule_calls(self, stack: Stack) -> None:
+    def _grant_rule_calls(self) -> None:
         self.function.add_to_role_policy(
             iam.PolicyStatement(
                 sid="ReadRules", actions=["elasticloadbalancing:DescribeRules"], resources=["*"]
@@ -211,7 +207,7 @@ class ProductionListenerRule(Construct):
                     "elasticloadbalancing:ModifyRule",
                     "elasticloadbalancing:SetRulePriorities",
                 ],
-                resources=[rules_of_load_balancer(self.listener.listener_arn)],
+                resources=[self._rules],
             )
         )
 
@@ -227,8 +223,7 @@ class ProductionListenerRule(Construct):
         )
         Validations.of(role).acknowledge(
             Acknowledgment(
-                id="AwsSolutions-IAM5[Resource::"
-                f"{nag_resource_text(stack, rules_of_load_balancer(self.listener.listener_arn))}]",
+                id=f"AwsSolutions-IAM5[Resource::{nag_resource_text(stack, self._rules)}]",
                 reason="A rule's id is unknown before it exists; the wildcard covers the "
                 "rules of this one load balancer, which the function moves between its "
                 "listeners.",

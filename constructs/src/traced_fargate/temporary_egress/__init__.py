@@ -22,6 +22,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct, IDependable
 
+from traced_fargate._functions import handler_code, python_function
 from traced_fargate._log_encryption import log_encryption_key
 from traced_fargate._nag import acknowledge_provider_framework, nag_resource_text
 from traced_fargate._trust import restrict_trust
@@ -31,8 +32,6 @@ from traced_fargate.temporary_egress._scanners import skip_checkov
 from traced_fargate.temporary_egress.handler.index import contract
 
 HANDLER_DIR = Path(__file__).resolve().parent / "handler"
-# Bytecode that a local run leaves in the folder must not change the asset's hash.
-HANDLER_EXCLUDE = ("__pycache__", "*.pyc")
 OWNER_TAG_KEY = contract.OWNER_TAG_KEY
 EGRESS_ATTRIBUTES = contract.DATA_KEYS
 # CloudFormation gives up on a custom resource after its service timeout (at most an hour);
@@ -122,21 +121,17 @@ class TemporaryEgress(Construct):
         self.log_group.grant_write(self.handler_role)
         self._grant_ec2(self.handler_role)
 
-        code = lambda_.Code.from_asset(str(HANDLER_DIR), exclude=list(HANDLER_EXCLUDE))
         common = {
-            "runtime": lambda_.Runtime.PYTHON_3_14,
-            "architecture": lambda_.Architecture.ARM_64,
-            "code": code,
+            "code": handler_code(HANDLER_DIR),
             "role": self.handler_role,
             "timeout": Duration.minutes(2),
-            "memory_size": 256,
             "log_group": self.log_group,
         }
-        self.on_event_function = lambda_.Function(
+        self.on_event_function = python_function(
             self, "OnEvent", handler="index.on_event", **common
         )
         """The handler that starts each request (``on_event``)."""
-        self.is_complete_function = lambda_.Function(
+        self.is_complete_function = python_function(
             self, "IsComplete", handler="index.is_complete", **common
         )
         """The handler the provider polls until a request is done (``is_complete``)."""
