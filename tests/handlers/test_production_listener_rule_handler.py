@@ -20,6 +20,8 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from tests.handlers.conftest import run_as_lambda
+from traced_fargate import production_listener_rule
 from traced_fargate.production_listener_rule.handler.index import contract, rule
 
 if TYPE_CHECKING:
@@ -437,3 +439,28 @@ def test_lifecycle_keeps_the_weights_ecs_shifted() -> None:
     assert rule.handle(elb, gone) == {"PhysicalResourceId": rule_arn}
     rules = elb.describe_rules(ListenerArn=listener)["Rules"]
     assert [r for r in rules if r["RuleArn"] == rule_arn] == []
+
+
+_AS_LAMBDA = """
+import sys
+# The construct's side: the contract imports without the handler's dependencies.
+sys.path.insert(0, sys.argv[1])
+from handler.index import contract
+assert contract.RESOURCE_TYPE == "Custom::ProductionListenerRule"
+assert not {"boto3", "botocore"} & set(sys.modules), sorted(sys.modules)
+# Lambda's side: the asset folder is the code root and the handler is index.on_event; the
+# runtime has boto3, not its type stubs.
+sys.modules["mypy_boto3_elbv2"] = None
+sys.path.insert(0, sys.argv[2])
+import index
+try:
+    index.on_event({"RequestType": "Replace", "ResourceProperties": {}}, None)
+except Exception as error:
+    assert "is not one of Create, Update, Delete" in str(error), error
+print(index.__file__)
+"""
+
+
+def test_the_asset_folder_runs_as_the_lambda_handler_index_on_event() -> None:
+    folder = production_listener_rule.HANDLER_DIR
+    assert run_as_lambda(_AS_LAMBDA, folder) == str(folder / "index" / "__init__.py")

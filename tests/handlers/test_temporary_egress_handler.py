@@ -10,8 +10,6 @@ lifecycles, and a crash after every mutating call, run against moto in
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +18,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from tests.handlers.conftest import run_as_lambda
 from traced_fargate import temporary_egress
+from traced_fargate._functions import HANDLER_EXCLUDE
 from traced_fargate.temporary_egress.handler.index import contract, dispatch
 from traced_fargate.temporary_egress.handler.index.closing import Target, close_step
 from traced_fargate.temporary_egress.handler.index.contract import (
@@ -920,15 +920,7 @@ print(index.__file__)
 
 
 def test_the_asset_folder_runs_as_the_lambda_handler_index_on_event() -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", _AS_LAMBDA, str(HANDLER_DIR.parent), str(HANDLER_DIR)],
-        env={"AWS_DEFAULT_REGION": REGION, "PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == str(HANDLER_DIR / "index" / "__init__.py")
+    assert run_as_lambda(_AS_LAMBDA, HANDLER_DIR) == str(HANDLER_DIR / "index" / "__init__.py")
 
 
 def test_bytecode_in_the_handler_folder_leaves_the_asset_hash_alone(tmp_path: Path) -> None:
@@ -938,7 +930,7 @@ def test_bytecode_in_the_handler_folder_leaves_the_asset_hash_alone(tmp_path: Pa
 
     code = tmp_path / "handler"
     shutil.copytree(HANDLER_DIR, code, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    exclude = list(temporary_egress.HANDLER_EXCLUDE)
+    exclude = list(HANDLER_EXCLUDE)
     clean = FileSystem.fingerprint(str(code), exclude=exclude)
     for folder in (code, code / "index"):
         (folder / "__pycache__").mkdir()
